@@ -40,7 +40,7 @@ images: setup
 	@lab/images/build.sh 2023 & p1=$$!; lab/images/build.sh 2025 & p2=$$!; wait $$p1 && wait $$p2
 
 lab-up: images
-	@$(PLAYBOOK) lab/playbooks/up.yml
+	@lab/bin/lab-up.sh
 
 lab-down: setup
 	@$(PLAYBOOK) lab/playbooks/down.yml

@@ -27,14 +27,19 @@ lint() { ansible-lint --profile production; }
 # ansible-test wants the collection at .../ansible_collections/hosting/migration: copy the files
 # git knows (tracked and new, not ignored) there.
 sanity() {
-  local tmp
+  local tmp version
+  # ansible-test bootstraps pip in its venvs with a script from a host this machine cannot reach.
+  version=$(python -c 'import re, ansible_test._internal.python_requirements as r
+print(re.search(r"pip=.([0-9.]+).", open(r.__file__).read()).group(1).replace(".", "_"))')
+  mkdir -p ~/.ansible/test/cache
+  cp tests/sanity/get_pip_bootstrap.py ~/.ansible/test/cache/get_pip_"$version".py
   tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' RETURN
+  trap "rm -rf $tmp" RETURN
   local dest=$tmp/ansible_collections/hosting/migration
   mkdir -p "$dest"
   git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents -P {} "$dest"/ 2>/dev/null
   (cd "$dest" && git init -q && git add -A \
-    && ansible-test sanity --python 3.11 --color no --exclude lab/ --exclude tests/ --exclude bench/ \
+    && ansible-test sanity --venv --python 3.11 --color no --exclude lab/ --exclude tests/ --exclude bench/ \
       --exclude extensions/ --exclude .ci/ --exclude Makefile)
 }
 

@@ -8,7 +8,7 @@ version=${1:?usage: build.sh VERSION}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 state=${HOSTING_LAB_STATE:-/var/lib/hosting-lab}
-catalogue=$top/roles/infrastructure/defaults/main/catalogue.yml
+catalogue=$top/roles/catalogue/defaults/main.yml
 python=${LAB_PYTHON:-$top/.venv/bin/python}
 tag=localhost/hosting-lab:$version
 

@@ -11,7 +11,7 @@ version_added: 0.1.0
 description:
   - Turns the C(accounts) returned by M(hosting.migration.account_info) (with resources) into a
     plain-text table, one line per account, and a total line.
-author: hosting.migration developers
+author: hosting.migration developers (!UNKNOWN)
 options:
   _input:
     description: The C(accounts) list returned by M(hosting.migration.account_info).

@@ -17,7 +17,7 @@ description:
   - A spec that breaks a rule fails the module with the file and the field named, before
     anything else is read.
   - Changes nothing on the server.
-author: hosting.migration developers
+author: hosting.migration developers (!UNKNOWN)
 extends_documentation_fragment:
   - hosting.migration.accounts
   - hosting.migration.accounts.ATTRIBUTES

@@ -235,13 +235,16 @@ def test_http_request_closes_the_connection():
 # --- end to end on loopback ------------------------------------------------------------------
 
 class Site(BaseHTTPRequestHandler):
-    """Answers the account's page, except between `down_from` and `down_until` (server seconds)."""
+    """Answers the account's page, except between `down_from` and `down_until` seconds after the
+    first request (not after server start, so that a slow prober start-up does not shift them)."""
 
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
         server = self.server
         server.hosts.add(self.headers["Host"])
+        with server.lock:
+            server.started = server.started or time.monotonic()
         elapsed = time.monotonic() - server.started
         if server.down_from <= elapsed < server.down_until:
             status, body = 503, b"<h1>Maintenance</h1>\n"
@@ -262,7 +265,7 @@ def site():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
     server.hosts = set()
     server.down_from, server.down_until = 0.5, 1.0
-    server.started = time.monotonic()
+    server.started, server.lock = None, threading.Lock()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -299,9 +302,10 @@ def test_run_loop_records_the_outage_of_a_site_in_maintenance(tmp_path, site, ca
     assert prober.main(["summary", "--timeline", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     for row in summary["targets"]:
-        assert 20 <= row["requests"] <= 31  # 1.5 s at 20 per second, some slots lost to start-up
-        assert 5 <= row["failed"] <= 12  # 0.5 s of 503
-        assert 0.4 <= row["longest_outage_s"] <= 0.7
+        # 1.5 s at 20 a second, 0.5 s of them 503; loose bounds for a busy test machine
+        assert 15 <= row["requests"] <= 31, row
+        assert 5 <= row["failed"] <= 12, row
+        assert 0.4 <= row["longest_outage_s"] <= 0.7, row
     [address] = summary["addresses"]
     assert address["address"] == "127.0.0.1"
     assert address["requests"] == count
@@ -319,7 +323,7 @@ def test_run_loop_stops_on_sigterm(tmp_path, site):
 
     async def run_then_terminate():
         asyncio.get_running_loop().call_later(0.3, os.kill, os.getpid(), prober.signal.SIGTERM)
-        return await prober.run_prober(config, out, interval=0.05, duration=10)
+        return await prober.run_prober(config, out, interval=0.05, duration=10, resolve=FakeResolver({}))
 
     started = time.monotonic()
     count = asyncio.run(run_then_terminate())
