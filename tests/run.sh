@@ -48,7 +48,7 @@ unit() {
 }
 
 molecule_stage() {
-  (cd extensions && molecule test --all)
+  molecule test --all
 }
 
 for stage in "${stages[@]}"; do
