@@ -25,6 +25,9 @@ from pathlib import Path
 
 DEFAULT_INTERVAL = 0.1
 DEFAULT_TIMEOUT = 1.0
+# Every request runs PHP and opens both databases: on a 2-core host the lab serves about this
+# many a second before the prober itself becomes the outage it measures.
+DEFAULT_MAX_RATE = 200.0
 # The timeline is promised to be on disk at most a second after a request; flush twice as often.
 FLUSH_PERIOD = 0.5
 STOP_WAIT = 5.0
@@ -265,6 +268,13 @@ async def probe(target: Target, *, port: int, timeout: float, dns: DnsCache) -> 
     return record
 
 
+def effective_interval(interval: float, targets: int, max_rate: float | None) -> float:
+    """The interval per target, stretched so that all targets together stay under max_rate."""
+    if not max_rate or not targets:
+        return interval
+    return max(interval, targets / max_rate)
+
+
 def next_slot(previous: float, now: float, interval: float) -> float:
     """The first slot after `previous` that has not started yet. Slots that passed while the
     previous request was running are skipped, so a slow target never queues up requests."""
@@ -307,7 +317,7 @@ async def flush_periodically(timeline: Timeline) -> None:
 
 async def run_prober(config: dict, out: Path, interval: float = DEFAULT_INTERVAL,
                      timeout: float = DEFAULT_TIMEOUT, duration: float | None = None,
-                     resolve=None) -> int:
+                     resolve=None, max_rate: float | None = None) -> int:
     """Probe every target of `config` until `duration` has passed or SIGTERM/SIGINT; returns the
     number of records written. `resolve` replaces the lab name server (tests)."""
     loop = asyncio.get_running_loop()
@@ -323,6 +333,7 @@ async def run_prober(config: dict, out: Path, interval: float = DEFAULT_INTERVAL
     targets = ip_targets(accounts) + dns_targets(accounts, await domains_with_aaaa(domains, resolve))
     probe_once = partial(probe, port=config.get("port", 80), timeout=timeout, dns=DnsCache(resolve))
     timeline = Timeline(out)
+    interval = effective_interval(interval, len(targets), max_rate)
     log(f"probing {len(targets)} targets of {len(accounts)} accounts every {interval:g} s into {out}")
 
     # Start times are spread over one interval so that the requests do not all leave at once.
@@ -499,7 +510,8 @@ def count_lines(path: Path) -> int | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_accounts(args.accounts)
-    count = asyncio.run(run_prober(config, args.out, args.interval, args.timeout, args.duration))
+    count = asyncio.run(run_prober(config, args.out, args.interval, args.timeout, args.duration,
+                                   max_rate=args.max_rate))
     log(f"stopped, {count} requests recorded")
     return 0
 
@@ -514,7 +526,8 @@ def cmd_start(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     log_path = out.parent / "prober.log"
     argv = [sys.executable, str(Path(__file__).resolve()), "run", "--accounts", str(args.accounts.resolve()),
-            "--out", str(out), "--interval", repr(args.interval), "--timeout", repr(args.timeout)]
+            "--out", str(out), "--interval", repr(args.interval), "--timeout", repr(args.timeout),
+            "--max-rate", repr(args.max_rate)]
     if args.duration is not None:
         argv += ["--duration", repr(args.duration)]
     with open(log_path, "a", encoding="utf-8") as log_file:
@@ -587,6 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
     probing.add_argument("--out", type=Path, default=timeline, help="timeline to append to (default: %(default)s)")
     probing.add_argument("--interval", type=positive, default=DEFAULT_INTERVAL,
                          help="seconds between request starts per target (default: %(default)s)")
+    probing.add_argument("--max-rate", type=positive, default=DEFAULT_MAX_RATE,
+                         help="requests per second over all targets; the interval is stretched to stay under it "
+                              "(default: %(default)s)")
     probing.add_argument("--timeout", type=positive, default=DEFAULT_TIMEOUT,
                          help="seconds per request, DNS lookup included (default: %(default)s)")
     probing.add_argument("--duration", type=positive,

@@ -357,3 +357,9 @@ def test_start_status_stop_in_the_background(tmp_path, site):
     assert "probing 1 targets" in (tmp_path / "prober" / "prober.log").read_text()
     assert cli("status").stdout.startswith("prober: not running\n")
     assert cli("stop").stdout == "prober not running\n"
+
+
+def test_interval_is_stretched_to_keep_the_total_rate():
+    assert prober.effective_interval(0.1, 20, 200.0) == 0.1
+    assert prober.effective_interval(0.1, 400, 200.0) == 2.0
+    assert prober.effective_interval(0.1, 400, None) == 0.1
