@@ -43,8 +43,15 @@ print(re.search(r"pip=.([0-9.]+).", open(r.__file__).read()).group(1).replace(".
       --exclude extensions/ --exclude .ci/ --exclude Makefile)
 }
 
+# The state store's tests run on SQLite and on a PostgreSQL cluster started here.
 unit() {
-  pytest -q tests/unit
+  local pg_dir=/tmp/hosting-migration-test-pg rc=0
+  HOSTING_TEST_PG_DSN=$(tests/pg-cluster.sh start "$pg_dir" 55432) || { echo "could not start PostgreSQL for the unit tests"; return 1; }
+  export HOSTING_TEST_PG_DSN
+  pytest -q -rs tests/unit || rc=$?
+  tests/pg-cluster.sh stop "$pg_dir"
+  unset HOSTING_TEST_PG_DSN
+  return $rc
 }
 
 molecule_stage() {

@@ -5,7 +5,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 need_gib=${LAB_MIN_FREE_GIB:-6}
 packages=(podman runc netavark aardvark-dns iptables debootstrap iputils-arping
-  openssh-client python3-venv ca-certificates)
+  openssh-client python3-venv ca-certificates
+  # The unit tests start their own BIND and PostgreSQL on loopback and copy with rsync.
+  bind9 postgresql rsync)
 
 fail() { echo "lab setup: $*" >&2; exit 1; }
 

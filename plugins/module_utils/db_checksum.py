@@ -613,6 +613,10 @@ class Differences(list):
 
     total = 0
 
+    @property
+    def truncated(self):
+        return self.total > len(self)
+
 
 def _add(found, limit, path, field, source, target):
     found.total += 1

@@ -109,16 +109,13 @@ class Ledger:
                     (str(infra_version), name, str(infra_version))):
                 add_event(self._db, now, "server.infra_version", server=name,
                           details={"infra_version": str(infra_version)})
-            return self._server(name)
+            return self.server(name)
         return self._db.write(change)
-
-    def server(self, name):
-        return self._server(name)
 
     def servers(self):
         return [Server(**row) for row in self._db.rows("SELECT * FROM servers ORDER BY name")]
 
-    def _server(self, name):
+    def server(self, name):
         row = self._db.row("SELECT * FROM servers WHERE name = ?", (name,))
         if row is None:
             raise UnknownServer("the ledger has no server %r; register it first" % (name,))
@@ -132,7 +129,7 @@ class Ledger:
 
         def change():
             ensure_server(self._db, now, name)
-            previous = self._server(name).phase
+            previous = self.server(name).phase
             if previous != phase:
                 self._db.run("UPDATE servers SET phase = ?, phase_since = ? WHERE name = ?",
                              (phase, now, name))
@@ -140,7 +137,7 @@ class Ledger:
                              "VALUES (?, ?, ?, ?)", (name, phase, previous, now))
                 add_event(self._db, now, "server.phase", server=name,
                           details={"phase": phase, "previous_phase": previous})
-            return self._server(name)
+            return self.server(name)
         return self._db.write(change)
 
     def phase_history(self, name):

@@ -51,6 +51,8 @@ def resolve_location(location=None):
     SQLite file in the controller user's home.
     """
     location = location or os.environ.get(ENV_LOCATION) or DEFAULT_SQLITE_PATH
+    if isinstance(location, os.PathLike):
+        location = os.fspath(location)
     if not isinstance(location, str):
         raise LedgerUnavailable("the ledger location must be a path or a URL, not %r" % (location,))
     location = location.strip()

@@ -60,7 +60,7 @@ def start_move(db, now, account, source, target, direction):
         "VALUES (?, ?, ?, ?, 'planned', ?, ?) RETURNING id",
         (account, source, target, direction, now, now))
     # From now on the target may hold partial data of the account.
-    put_copy(db, now, account, target, "copying")
+    put_copy(db, now, account, target, "copying", move_id=row["id"])
     add_event(db, now, "move.started", server=source, account=account, move_id=row["id"],
               details={"target": target, "direction": direction})
     return load_move(db, row["id"])
@@ -80,9 +80,9 @@ def set_step(db, now, move_id, step, files_bytes=None, databases_bytes=None,
     elif step == "verified":
         # Both sides were frozen and compared equal: both now hold this verified content.
         for server in (move.target, move.source):
-            put_copy(db, now, move.account, server, "verified", (digest, verification))
+            put_copy(db, now, move.account, server, "verified", (digest, verification), move.id)
     elif step in ABANDONED:
-        put_copy(db, now, move.account, move.target, "stale")
+        put_copy(db, now, move.account, move.target, "stale", move_id=move.id)
     _update_move(db, now, move, step, files_bytes, databases_bytes, verification, error)
     add_event(db, now, "move.step", server=move.target, account=move.account, move_id=move.id,
               details={"from": move.step, "to": step, "error": error})
@@ -96,7 +96,7 @@ def _switch(db, now, move):
             move.describe(), move.target, copy.state if copy else "missing"))
     db.run("UPDATE accounts SET live_server = ? WHERE name = ?", (move.target, move.account))
     # Served from the target, the account changes there: the source copy falls behind.
-    put_copy(db, now, move.account, move.source, "stale")
+    put_copy(db, now, move.account, move.source, "stale", move_id=move.id)
 
 
 def _switch_back(db, now, move):
@@ -114,8 +114,8 @@ def _switch_back(db, now, move):
                           "reinstalled or wiped), so there is nothing to go back to" % (
                               move.describe(), move.source))
     db.run("UPDATE accounts SET live_server = ? WHERE name = ?", (move.source, move.account))
-    put_copy(db, now, move.account, move.source, "verified")
-    put_copy(db, now, move.account, move.target, "stale")
+    put_copy(db, now, move.account, move.source, "verified", move_id=move.id)
+    put_copy(db, now, move.account, move.target, "stale", move_id=move.id)
 
 
 def _check_details(move, step, files_bytes, databases_bytes, digest, error):

@@ -58,7 +58,7 @@ def load_copy(db, account, server):
     return None if row is None else Copy.from_row(row)
 
 
-def put_copy(db, now, account, server, state, new_verification=None):
+def put_copy(db, now, account, server, state, new_verification=None, move_id=None):
     """Record the state of ``account``'s copy on ``server``.
 
     ``new_verification`` is the (digest, results) of a verification done now: it replaces the
@@ -81,7 +81,7 @@ def put_copy(db, now, account, server, state, new_verification=None):
         "verified_at = excluded.verified_at, digest = excluded.digest, "
         "verification = excluded.verification, updated_at = excluded.updated_at",
         (account, server, state, verified_at, digest, results, now))
-    add_event(db, now, "copy.state", server=server, account=account,
+    add_event(db, now, "copy.state", server=server, account=account, move_id=move_id,
               details={"state": state, "digest": digest})
 
 

@@ -73,7 +73,7 @@ options:
   auth_key:
     description:
       - Key for an HMAC-SHA-256 of each database user's authentication string instead of a plain
-        SHA-256. Give the same key on both servers (for example a random one per move): without
+        SHA-256. Give the same key on both servers (for example a random one per move). Without
         it, whoever reads the result can test password guesses against the plain digest.
     type: str
 """
