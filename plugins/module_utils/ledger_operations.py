@@ -1,0 +1,124 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The operations the hosting.migration.ledger action offers playbooks, one function each."""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+LEDGER_ARGUMENT_SPEC = dict(
+    location=dict(type="str", no_log=True),
+    operation=dict(type="str", required=True, choices=[
+        "register_server", "set_phase", "register_account", "start_move", "set_step", "acquire",
+        "release", "record_event", "account", "server", "check_wipe"]),
+    server=dict(type="str"),
+    infrastructure_version=dict(type="str"),
+    phase=dict(type="str"),
+    account=dict(type="str"),
+    home_server=dict(type="str"),
+    source=dict(type="str"),
+    target=dict(type="str"),
+    direction=dict(type="str", choices=["out", "back"]),
+    move_id=dict(type="int"),
+    step=dict(type="str"),
+    files_bytes=dict(type="int"),
+    databases_bytes=dict(type="int"),
+    verification=dict(type="dict"),
+    digest=dict(type="str"),
+    error=dict(type="str"),
+    lock=dict(type="str"),
+    holder=dict(type="str"),
+    ttl_s=dict(type="int", default=3600),
+    kind=dict(type="str"),
+    details=dict(type="dict"),
+)
+
+# What each operation needs; the action refuses a call without it before opening the ledger.
+REQUIRED = {
+    "register_server": ("server",),
+    "set_phase": ("server", "phase"),
+    "register_account": ("account", "home_server"),
+    "start_move": ("account", "source", "target", "direction"),
+    "set_step": ("move_id", "step"),
+    "acquire": ("lock", "holder"),
+    "release": ("lock", "holder"),
+    "record_event": ("kind",),
+    "account": ("account",),
+    "server": ("server",),
+    "check_wipe": ("server",),
+}
+
+# Operations that only read report changed=False and run in check mode.
+READ_ONLY = {"account", "server", "check_wipe"}
+
+
+class MissingArgument(ValueError):
+    pass
+
+
+def _account_view(ledger, name):
+    account = ledger.account(name)
+    return {
+        "account": account.to_dict(),
+        "copies": [copy.to_dict() for copy in ledger.copies(name)],
+        "moves": [move.to_dict() for move in ledger.moves_of(name)],
+    }
+
+
+def _write(ledger, args):
+    operation = args["operation"]
+    if operation == "register_server":
+        return {"server": ledger.register_server(args["server"], args["infrastructure_version"]).to_dict()}
+    if operation == "set_phase":
+        return {"server": ledger.set_phase(args["server"], args["phase"]).to_dict()}
+    if operation == "register_account":
+        return {"account": ledger.register_account(args["account"], args["home_server"]).to_dict()}
+    if operation == "start_move":
+        return {"move": ledger.start_move(args["account"], args["source"], args["target"], args["direction"]).to_dict()}
+    if operation == "set_step":
+        return {"move": ledger.set_step(
+            args["move_id"], args["step"], files_bytes=args["files_bytes"], databases_bytes=args["databases_bytes"],
+            verification=args["verification"], digest=args["digest"], error=args["error"]).to_dict()}
+    if operation == "acquire":
+        return {"lock": ledger.acquire(args["lock"], args["holder"], args["ttl_s"]).to_dict()}
+    if operation == "release":
+        return {"released": ledger.release(args["lock"], args["holder"])}
+    return {"event": ledger.record_event(
+        args["kind"], server=args["server"], account=args["account"], move_id=args["move_id"],
+        details=args["details"]).to_dict()}
+
+
+def _read(ledger, args):
+    operation = args["operation"]
+    if operation == "account":
+        return _account_view(ledger, args["account"])
+    if operation == "server":
+        return {"server": ledger.server(args["server"]).to_dict(),
+                "only_verified_copy": ledger.only_verified_copy_on(args["server"])}
+    ledger.check_wipe(args["server"])
+    return {"only_verified_copy": []}
+
+
+def run_operation(ledger, args, check_mode=False):
+    """Run one operation; returns the action's result (changed, plus what the operation returns)."""
+    missing = [name for name in REQUIRED[args["operation"]] if args.get(name) in (None, "")]
+    if missing:
+        raise MissingArgument("ledger operation %s needs %s" % (args["operation"], ", ".join(missing)))
+    if args["operation"] in READ_ONLY:
+        return dict(changed=False, **_read(ledger, args))
+    if check_mode:
+        return {"changed": True, "skipped_in_check_mode": True}
+    before = _step_before(ledger, args)
+    outcome = _write(ledger, args)
+    changed = before is None or "move" not in outcome or outcome["move"]["step"] != before
+    return dict(changed=changed, **outcome)
+
+
+def _step_before(ledger, args):
+    """The step a move is at before a repeated request (a resumed run), or None if new."""
+    if args["operation"] == "set_step":
+        return ledger.move(args["move_id"]).step
+    if args["operation"] == "start_move":
+        for move in ledger.unfinished_moves():
+            if move.account == args["account"] and (move.source, move.target) == (args["source"], args["target"]):
+                return move.step
+    return None

@@ -1,0 +1,166 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: ledger
+short_description: Read and write the migration state store (the ledger)
+version_added: 0.1.0
+description:
+  - The record of truth of every migration: where each account lives and is verified, each
+    move's step, timings and bytes, each server's phase, locks and events. See the collection's
+    C(docs/state-store.md).
+  - Runs on the controller (an action plugin): the ledger is an SQLite file there, or a
+    PostgreSQL database for AWX and several controllers.
+  - Every write is one transaction. Repeating a step a move already has changes nothing, so a
+    resumed run can repeat its last call.
+author: hosting.migration developers (!UNKNOWN)
+extends_documentation_fragment:
+  - hosting.migration.accounts.ATTRIBUTES
+attributes:
+  check_mode:
+    support: partial
+    details: Reads run; writes are skipped and reported as changed.
+  diff_mode:
+    support: none
+  idempotent:
+    support: partial
+    details: Repeated steps and resumed moves report no change; events are always appended.
+options:
+  location:
+    description:
+      - SQLite file path, C(sqlite:///path), or a PostgreSQL DSN (C(postgresql://user@host/db)).
+      - Default the environment variable E(HOSTING_MIGRATION_LEDGER), then
+        C(~/.local/state/hosting-migration/ledger.sqlite3) on the controller.
+    type: str
+  operation:
+    description: What to do.
+    type: str
+    required: true
+    choices: [register_server, set_phase, register_account, start_move, set_step, acquire, release, record_event, account, server, check_wipe]
+  server:
+    description: Server name (register_server, set_phase, server, check_wipe; optional for record_event).
+    type: str
+  infrastructure_version:
+    description: Infrastructure version of the server (register_server).
+    type: str
+  phase:
+    description: Phase of the server's migration (set_phase).
+    type: str
+  account:
+    description: Account name (register_account, start_move, account; optional for record_event).
+    type: str
+  home_server:
+    description: The customer server the account belongs to (register_account).
+    type: str
+  source:
+    description: Server the account moves from (start_move).
+    type: str
+  target:
+    description: Server the account moves to (start_move).
+    type: str
+  direction:
+    description: C(out) to the transit server, C(back) to the reinstalled server (start_move).
+    type: str
+    choices: [out, back]
+  move_id:
+    description: The move (set_step; optional for record_event).
+    type: int
+  step:
+    description: Step the move reaches (set_step); see C(docs/state-store.md) for the allowed transitions.
+    type: str
+  files_bytes:
+    description: Bytes of files moved in this step, added to the move's total.
+    type: int
+  databases_bytes:
+    description: Bytes of databases moved in this step, added to the move's total.
+    type: int
+  verification:
+    description: Verification results recorded with the C(verified) step.
+    type: dict
+  digest:
+    description: Content digest of the verified copies.
+    type: str
+  error:
+    description: Why the move failed (required with step C(failed)).
+    type: str
+  lock:
+    description: Lock name (acquire, release).
+    type: str
+  holder:
+    description: Who holds the lock, in words a person can find (job, host, pid).
+    type: str
+  ttl_s:
+    description: Seconds after which an unreleased lock expires.
+    type: int
+    default: 3600
+  kind:
+    description: Kind of event (record_event).
+    type: str
+  details:
+    description: Details of the event (record_event).
+    type: dict
+"""
+
+EXAMPLES = r"""
+- name: Start (or resume) the move of alice to the transit server
+  hosting.migration.ledger:
+    operation: start_move
+    account: alice
+    source: dedicated1
+    target: transit1
+    direction: out
+  register: move
+
+- name: Record the freeze
+  hosting.migration.ledger:
+    operation: set_step
+    move_id: "{{ move.move.id }}"
+    step: frozen
+
+- name: Refuse to wipe a server holding the only verified copy of an account
+  hosting.migration.ledger:
+    operation: check_wipe
+    server: transit1
+"""
+
+RETURN = r"""
+move:
+  description: The move after the operation (start_move, set_step).
+  returned: when the operation concerns a move
+  type: dict
+account:
+  description: The account's record (register_account, account).
+  returned: when the operation concerns an account
+  type: dict
+copies:
+  description: Every copy of the account, with state, digest and verification (account).
+  returned: operation account
+  type: list
+  elements: dict
+moves:
+  description: Every move of the account (account).
+  returned: operation account
+  type: list
+  elements: dict
+server:
+  description: The server's record, with its phase (register_server, set_phase, server).
+  returned: when the operation concerns a server
+  type: dict
+only_verified_copy:
+  description: Accounts whose only verified copy is on the server (server, check_wipe).
+  returned: operations server and check_wipe
+  type: list
+  elements: str
+lock:
+  description: The lock held (acquire).
+  returned: operation acquire
+  type: dict
+event:
+  description: The event recorded (record_event).
+  returned: operation record_event
+  type: dict
+"""
