@@ -10,7 +10,7 @@ short_description: Map addresses to the first address of the same family on anot
 version_added: 0.1.0
 description:
   - For every address of the input, the first address of O(to) of the same family (IPv4 or
-    IPv6): how DNS records move from a server's service addresses to another server's own.
+    IPv6). This is how DNS records move from the service addresses of one server to the own addresses of another.
   - An address whose family O(to) lacks is refused, naming it.
 author: hosting.migration developers (!UNKNOWN)
 options:

@@ -5,6 +5,8 @@
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+from ansible_collections.hosting.migration.plugins.module_utils.ledger_errors import NotFound
+
 LEDGER_ARGUMENT_SPEC = dict(
     location=dict(type="str", no_log=True),
     operation=dict(type="str", required=True, choices=[
@@ -107,18 +109,38 @@ def run_operation(ledger, args, check_mode=False):
         return dict(changed=False, **_read(ledger, args))
     if check_mode:
         return {"changed": True, "skipped_in_check_mode": True}
-    before = _step_before(ledger, args)
+    before = _state_before(ledger, args)
     outcome = _write(ledger, args)
-    changed = before is None or "move" not in outcome or outcome["move"]["step"] != before
-    return dict(changed=changed, **outcome)
+    return dict(changed=_changed(args["operation"], before, outcome), **outcome)
 
 
-def _step_before(ledger, args):
-    """The step a move is at before a repeated request (a resumed run), or None if new."""
-    if args["operation"] == "set_step":
-        return ledger.move(args["move_id"]).step
-    if args["operation"] == "start_move":
+# Locks are held for the length of a run; taking and giving them back leaves nothing changed.
+TRANSIENT = {"acquire", "release"}
+
+
+def _changed(operation, before, outcome):
+    if operation in TRANSIENT:
+        return False
+    if before is None:
+        return True
+    after = outcome.get("move") or outcome.get("server") or outcome.get("account")
+    return after != before
+
+
+def _state_before(ledger, args):
+    """What a repeated request finds (a resumed run), or None if the thing is new."""
+    operation = args["operation"]
+    try:
+        if operation == "set_step":
+            return ledger.move(args["move_id"]).to_dict()
+        if operation in ("register_server", "set_phase"):
+            return ledger.server(args["server"]).to_dict()
+        if operation == "register_account":
+            return ledger.account(args["account"]).to_dict()
+    except NotFound:
+        return None
+    if operation == "start_move":
         for move in ledger.unfinished_moves():
             if move.account == args["account"] and (move.source, move.target) == (args["source"], args["target"]):
-                return move.step
+                return move.to_dict()
     return None

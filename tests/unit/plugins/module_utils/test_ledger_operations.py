@@ -50,3 +50,11 @@ def test_writes_are_skipped_in_check_mode(ledger):
 def test_a_missing_argument_is_named(ledger):
     with pytest.raises(MissingArgument, match="ledger operation start_move needs target, direction"):
         call(ledger, operation="start_move", account="alice", source="dedicated1")
+
+
+def test_registering_again_and_locks_report_no_change(ledger):
+    assert not call(ledger, operation="register_server", server="dedicated1", infrastructure_version="2023")["changed"]
+    assert not call(ledger, operation="register_account", account="alice", home_server="dedicated1")["changed"]
+    assert call(ledger, operation="register_account", account="bob", home_server="dedicated1")["changed"]
+    assert not call(ledger, operation="acquire", lock="server:dedicated1", holder="test")["changed"]
+    assert not call(ledger, operation="release", lock="server:dedicated1", holder="test")["changed"]
