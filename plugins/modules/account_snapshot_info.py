@@ -168,7 +168,10 @@ accounts:
                        "GRANT USAGE ON *.* TO `alice_app`@`localhost`"]
           digest: 2632ba98bea1b67e1aba22c0c34ec115a67ba1a148960c734c3d51dcab26f6d8
     crontab:
-      description: SHA-256 of the account's crontab C(/var/spool/cron/crontabs/<name>), null when it has none.
+      description:
+        - SHA-256 of the account's crontab C(/var/spool/cron/crontabs/<name>), or of its suspended
+          copy C(/var/spool/cron/hosting-suspended/<name>) while the account is not served; null
+          when it has none.
       type: str
       sample: 5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef
     digest:
@@ -195,6 +198,8 @@ from ansible_collections.hosting.migration.plugins.module_utils.manifest import 
     ManifestError, build_manifest, write_manifest)
 
 CRONTAB_DIR = "/var/spool/cron/crontabs"
+# Where hosting.migration.account_state keeps the crontab of an account it does not serve.
+SUSPENDED_CRONTAB_DIR = "/var/spool/cron/hosting-suspended"
 
 ARGUMENT_SPEC = dict(
     names=dict(type="list", elements="str", default=[]),
@@ -229,6 +234,13 @@ def account_digest(snapshot):
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
+def crontab_digest(name, crontab_dir=CRONTAB_DIR, suspended_dir=SUSPENDED_CRONTAB_DIR):
+    """The account's crontab is the same whether it runs or is suspended (frozen, forwarded or
+    inactive): compare its content wherever the account's state put it."""
+    digest = file_sha256(os.path.join(crontab_dir, name))
+    return digest if digest is not None else file_sha256(os.path.join(suspended_dir, name))
+
+
 def account_snapshot(spec, run, hash_content=True, excludes=(), details=False, manifest_dir=None,
                      auth_key=None, crontab_dir=CRONTAB_DIR):
     """Everything account_snapshot_info returns for one account."""
@@ -245,7 +257,7 @@ def account_snapshot(spec, run, hash_content=True, excludes=(), details=False, m
                                    [user.name for user in database.users], auth_key)
                  for database in spec.databases]
     snapshot = {"name": spec.name, "home": spec.home, "files": files, "databases": databases,
-                "crontab": file_sha256(os.path.join(crontab_dir, spec.name))}
+                "crontab": crontab_digest(spec.name, crontab_dir)}
     snapshot["digest"] = account_digest(snapshot)
     return snapshot
 
