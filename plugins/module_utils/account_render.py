@@ -84,6 +84,7 @@ ACCOUNT_STATE_ARGUMENT_SPEC = dict(
     forward_to=dict(type="str"),
     spec_dir=dict(type="path", default="/etc/hosting/accounts"),
     min_uid=dict(type="int", default=DEFAULT_MIN_UID),
+    keep_recorded=dict(type="bool", default=False),
 )
 
 
@@ -224,6 +225,30 @@ def _forwarded_site(forward_to):
     ]
 
 
+def php_versions(spec):
+    """PHP versions the account's sites run on, each with one pool of the account."""
+    return sorted({site.php for site in spec.sites if site.php != "none"})
+
+
+def fpm_pool_text(spec):
+    """The account's PHP-FPM pool: its own user, its own socket, workers only on demand."""
+    return "\n".join([
+        "; " + MANAGED.lstrip("# "),  # PHP's ini syntax: comments start with ";"
+        "[account-%s]" % spec.name,
+        "user = %s" % spec.name,
+        "group = %s" % spec.name,
+        "listen = %s" % (PHP_SOCKET % spec.name),
+        "listen.owner = www-data",
+        "listen.group = www-data",
+        "listen.mode = 0660",
+        "pm = ondemand",
+        "pm.max_children = 4",
+        "pm.process_idle_timeout = 60s",
+        "chdir = /",
+        "php_admin_value[open_basedir] = %s/:/tmp/" % spec.home,
+    ]) + "\n"
+
+
 def crontab_text(spec):
     """The account's crontab, the same in every state (suspended, it only lies elsewhere)."""
     lines = [MANAGED, "SHELL=/bin/sh", "HOME=%s" % spec.home]
@@ -269,6 +294,12 @@ class Layout:
     crontab_gid: Optional[int] = None
     nginx_test: Optional[Tuple[str, ...]] = ("nginx", "-t")
     nginx_reload: Optional[Tuple[str, ...]] = ("nginx", "-s", "reload")
+    php_pool_dir: str = "/etc/php/%s/fpm/pool.d"
+    # A graceful reload: the pools that went away lose their workers, the others finish requests.
+    php_reload: Optional[Tuple[str, ...]] = ("systemctl", "reload", "php%s-fpm")
+
+    def pool_file(self, version, name):
+        return os.path.join(self.php_pool_dir % version, "account-%s.conf" % name)
 
     def nginx_file(self, name):
         return os.path.join(self.nginx_dir, "account-%s.conf" % name)
@@ -403,10 +434,16 @@ def desired_files(spec, state, forward_to, layout):
              spec.uid, layout.crontab_gid, 0o600),
         Want("state", layout.state_file(spec.name), state_text(state, forward_to).encode("ascii"),
              layout.root_uid, layout.root_gid, 0o644),
+    ] + [
+        # Without its pool, an account that is not served cannot have PHP workers started for
+        # it by requests still queued on its socket.
+        Want("pool", layout.pool_file(version, spec.name), fpm_pool_text(spec).encode("utf-8") if active else None,
+             layout.root_uid, layout.root_gid, 0o644)
+        for version in php_versions(spec)
     ]
 
 
-_KINDS = ("nginx", "crontab", "state")
+_KINDS = ("nginx", "pool", "crontab", "state")
 
 
 def plan_account(spec, state, forward_to, layout):
@@ -794,6 +831,7 @@ def set_account_states(specs, state, forward_to, layout, runner, check_mode=Fals
             if old_workers and not wait_for_old_workers(old_workers, layout.proc_dir, signals):
                 warnings.append("nginx's old workers still accepted connections %.0f s after the "
                                 "reload" % RELOAD_TIMEOUT)
+        apply_pool_changes([change for change in all_changes if change.kind == "pool"], layout, runner)
         crontab_changes = [change for change in all_changes if change.kind == "crontab"]
         if any(change.path.startswith(layout.suspended_dir + os.sep) for change in crontab_changes):
             _ensure_directory(layout.suspended_dir, layout.root_uid, layout.root_gid, 0o700)
@@ -815,6 +853,28 @@ def set_account_states(specs, state, forward_to, layout, runner, check_mode=Fals
         entry["changed"] = bool(entry["changes"] or entry["stopped_processes"])
     result["changed"] = any(entry["changed"] for entry in accounts)
     return result
+
+
+def apply_pool_changes(changes, layout, runner):
+    """Write or remove PHP-FPM pool files, then reload each PHP version whose pools changed."""
+    versions = set()
+    for change in changes:
+        if change.action != "remove" and not os.path.isdir(os.path.dirname(change.path)):
+            raise AccountStateError("%s does not exist on this server: is PHP-FPM %s installed?"
+                                    % (os.path.dirname(change.path), _pool_version(change.path, layout)))
+        apply_change(change)
+        versions.add(_pool_version(change.path, layout))
+    if layout.php_reload:
+        for version in sorted(versions):
+            rc, out, err = runner([part.replace("%s", version) for part in layout.php_reload])
+            if rc != 0:
+                raise AccountStateError("Reloading PHP-FPM %s failed after its pools changed: %s"
+                                        % (version, (err or out or "exit code %s" % rc).strip()))
+
+
+def _pool_version(path, layout):
+    prefix, _sep, suffix = layout.php_pool_dir.partition("%s")
+    return path[len(prefix):].split(os.sep, 1)[0] if path.startswith(prefix) else "?"
 
 
 def _ensure_directory(path, uid, gid, mode):
@@ -874,13 +934,38 @@ def run_account_state(module):
         return module.run_command(argv)
 
     try:
-        result = set_account_states(specs, params["state"], forward_to, layout, runner,
-                                    check_mode=module.check_mode, diff=module._diff)
+        result = {"accounts": [], "nginx_reloaded": False, "warnings": [], "changed": False}
+        for (state, target), group in _groups(specs, params["state"], forward_to, params["keep_recorded"], layout):
+            part = set_account_states(group, state, target, layout, runner,
+                                      check_mode=module.check_mode, diff=module._diff)
+            result["accounts"] += part["accounts"]
+            result["warnings"] += part["warnings"]
+            result["nginx_reloaded"] = result["nginx_reloaded"] or part["nginx_reloaded"]
+            result["changed"] = result["changed"] or part["changed"]
+            if "diff" in part:
+                result.setdefault("diff", []).extend(part["diff"])
     except AccountStateError as error:
         module.fail_json(msg=str(error))
     for warning in result.pop("warnings"):
         module.warn(warning)
     return result
+
+
+def _groups(specs, state, forward_to, keep_recorded, layout):
+    """Accounts by the state they get: the one asked for, or with keep_recorded the state a
+    move recorded for them (so laying an account down again does not serve a moved copy)."""
+    groups = {}
+    for spec in specs:
+        wanted = (state, forward_to)
+        if keep_recorded:
+            try:
+                recorded = read_account_state(spec.name, layout.state_dir)
+            except AccountStateError:
+                recorded = {"state": None}
+            if recorded["state"] is not None:
+                wanted = (recorded["state"], recorded["forward_to"])
+        groups.setdefault(wanted, []).append(spec)
+    return sorted(groups.items(), key=lambda item: STATES.index(item[0][0]))
 
 
 def _server_layout(module):

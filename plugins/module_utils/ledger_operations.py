@@ -11,7 +11,7 @@ LEDGER_ARGUMENT_SPEC = dict(
     location=dict(type="str", no_log=True),
     operation=dict(type="str", required=True, choices=[
         "register_server", "set_phase", "register_account", "start_move", "set_step", "acquire",
-        "release", "record_event", "account", "server", "check_wipe"]),
+        "release", "record_event", "account", "server", "check_wipe", "events"]),
     server=dict(type="str"),
     infrastructure_version=dict(type="str"),
     phase=dict(type="str"),
@@ -47,10 +47,11 @@ REQUIRED = {
     "account": ("account",),
     "server": ("server",),
     "check_wipe": ("server",),
+    "events": (),
 }
 
 # Operations that only read report changed=False and run in check mode.
-READ_ONLY = {"account", "server", "check_wipe"}
+READ_ONLY = {"account", "server", "check_wipe", "events"}
 
 
 class MissingArgument(ValueError):
@@ -93,6 +94,11 @@ def _read(ledger, args):
     operation = args["operation"]
     if operation == "account":
         return _account_view(ledger, args["account"])
+    if operation == "events":
+        events = ledger.events(account=args["account"], server=args["server"], kind=args["kind"])
+        if args["move_id"] is not None:
+            events = [event for event in events if event.move_id == args["move_id"]]
+        return {"events": [event.to_dict() for event in events]}
     if operation == "server":
         return {"server": ledger.server(args["server"]).to_dict(),
                 "only_verified_copy": ledger.only_verified_copy_on(args["server"])}

@@ -67,6 +67,14 @@ options:
       - Must not be an address of this server, a loopback, link-local, multicast or unspecified
         address.
     type: str
+  keep_recorded:
+    description:
+      - Accounts that already have a recorded state keep it (its files are brought back in line
+        with it); only accounts without one get O(state).
+      - For laying accounts down again (the lab, a repaired server) without serving a copy that
+        a move made inactive or forwarding.
+    type: bool
+    default: false
 notes:
   - Runs as root on the server; the accounts' Unix users must exist (the
     P(hosting.migration.account#role) role creates them).

@@ -40,7 +40,7 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [register_server, set_phase, register_account, start_move, set_step, acquire, release, record_event, account, server, check_wipe]
+    choices: [register_server, set_phase, register_account, start_move, set_step, acquire, release, record_event, account, server, check_wipe, events]
   server:
     description: Server name (register_server, set_phase, server, check_wipe; optional for record_event).
     type: str
@@ -163,4 +163,9 @@ event:
   description: The event recorded (record_event).
   returned: operation record_event
   type: dict
+events:
+  description: Events, oldest first, of the account, server, kind and move given (events).
+  returned: operation events
+  type: list
+  elements: dict
 """

@@ -40,9 +40,10 @@ def make_spec(name="alice", uid=UID, cron=None):
 
 @pytest.fixture
 def layout(tmp_path):
-    for name in ("sites-enabled", "crontabs", "proc"):
-        (tmp_path / name).mkdir()
-    return Layout(nginx_dir=str(tmp_path / "sites-enabled"), cron_dir=str(tmp_path / "crontabs"),
+    for name in ("sites-enabled", "crontabs", "proc", "php/8.2/fpm/pool.d", "php/8.4/fpm/pool.d"):
+        (tmp_path / name).mkdir(parents=True)
+    return Layout(php_pool_dir=str(tmp_path / "php" / "%s" / "fpm" / "pool.d"), php_reload=("systemctl", "reload", "php%s-fpm"),
+                  nginx_dir=str(tmp_path / "sites-enabled"), cron_dir=str(tmp_path / "crontabs"),
                   suspended_dir=str(tmp_path / "hosting-suspended"),
                   state_dir=str(tmp_path / "account-states"), proc_dir=str(tmp_path / "proc"),
                   nginx_pid_file=str(tmp_path / "nginx.pid"), root_uid=ADMIN_UID,
@@ -591,3 +592,25 @@ def test_find_crontab_looks_in_both_places(layout):
     apply_plan(make_spec(), "inactive", None, layout)
     assert account_render.find_crontab("alice", layout) == {
         "path": layout.suspended_crontab_file("alice"), "suspended": True}
+
+
+def test_the_pool_exists_only_while_the_account_is_served(layout, proc):
+    pool = layout.pool_file("8.2", "alice")
+    runner = Runner()
+
+    run(layout, "active", runner=runner)
+
+    with open(pool) as handle:
+        text = handle.read()
+    assert "[account-alice]" in text and "listen = /run/php/account-alice.sock" in text
+    assert ["systemctl", "reload", "php8.2-fpm"] in runner.calls
+
+    runner = Runner()
+    run(layout, "frozen", runner=runner)
+
+    assert not os.path.exists(pool)
+    assert runner.calls.index(["systemctl", "reload", "php8.2-fpm"]) > runner.calls.index(["nginx", "-t"])
+
+    runner = Runner()
+    run(layout, "inactive", runner=runner)
+    assert ["systemctl", "reload", "php8.2-fpm"] not in runner.calls

@@ -58,3 +58,15 @@ def test_registering_again_and_locks_report_no_change(ledger):
     assert call(ledger, operation="register_account", account="bob", home_server="dedicated1")["changed"]
     assert not call(ledger, operation="acquire", lock="server:dedicated1", holder="test")["changed"]
     assert not call(ledger, operation="release", lock="server:dedicated1", holder="test")["changed"]
+
+
+def test_events_are_read_back_by_account_kind_and_move(ledger):
+    move = call(ledger, operation="start_move", account="alice", source="dedicated1", target="transit1", direction="out")
+    call(ledger, operation="record_event", kind="dns_changed", account="alice", move_id=move["move"]["id"],
+         details={"changes": [{"name": "alice.hosted.test"}]})
+    call(ledger, operation="record_event", kind="note", account="alice")
+
+    found = call(ledger, operation="events", account="alice", kind="dns_changed", move_id=move["move"]["id"])
+
+    assert found["changed"] is False
+    assert [event["details"] for event in found["events"]] == [{"changes": [{"name": "alice.hosted.test"}]}]
