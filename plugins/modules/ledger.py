@@ -10,10 +10,10 @@ module: ledger
 short_description: Read and write the migration state store (the ledger)
 version_added: 0.1.0
 description:
-  - The record of truth of every migration: where each account lives and is verified, each
+  - The record of truth of every migration - where each account lives and is verified, each
     move's step, timings and bytes, each server's phase, locks and events. See the collection's
     C(docs/state-store.md).
-  - Runs on the controller (an action plugin): the ledger is an SQLite file there, or a
+  - Runs on the controller (an action plugin). The ledger is an SQLite file there, or a
     PostgreSQL database for AWX and several controllers.
   - Every write is one transaction. Repeating a step a move already has changes nothing, so a
     resumed run can repeat its last call.
