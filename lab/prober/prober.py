@@ -585,6 +585,31 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def failures_outside(records, windows: dict) -> list:
+    """Failed requests outside the allowed windows ({account: [[start, end], ...]}, unix times):
+    what a test expects to be empty (an account may fail only during its freeze)."""
+    return [record for record in records if not record["ok"]
+            and not any(start <= record["t"] <= end for start, end in windows.get(record["account"], ()))]
+
+
+def _unix_time(value) -> float:
+    """A window bound: unix time, or ISO 8601 text as the state store records times."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def cmd_outside(args: argparse.Namespace) -> int:
+    windows = {account: [[_unix_time(start), _unix_time(end)] for start, end in spans]
+               for account, spans in json.loads(args.windows.read_text()).items()}
+    records = read_timeline(args.timeline)
+    if args.since is not None:
+        records = (record for record in records if record["t"] >= args.since)
+    outside = failures_outside(records, windows)
+    print(json.dumps({"failures_outside": len(outside), "first": outside[:10]}, indent=2))
+    return 0
+
+
 def positive(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -621,6 +646,12 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--since", type=float, metavar="UNIX_T", help="only requests started at or after this time")
     summary.add_argument("--json", action="store_true", help="print a JSON object instead of tables")
     summary.set_defaults(func=cmd_summary)
+    outside = commands.add_parser("outside", help="failed requests outside allowed windows per account, as JSON")
+    outside.add_argument("--timeline", type=Path, default=timeline, help="(default: %(default)s)")
+    outside.add_argument("--since", type=float, metavar="UNIX_T", help="only requests started at or after this time")
+    outside.add_argument("--windows", type=Path, required=True,
+                         help='JSON file {"account": [[start, end], ...]}: when failures are allowed (unix times or ISO 8601)')
+    outside.set_defaults(func=cmd_outside)
     return parser
 
 

@@ -363,3 +363,14 @@ def test_interval_is_stretched_to_keep_the_total_rate():
     assert prober.effective_interval(0.1, 20, 200.0) == 0.1
     assert prober.effective_interval(0.1, 400, 200.0) == 2.0
     assert prober.effective_interval(0.1, 400, None) == 0.1
+
+
+def test_failures_outside_the_allowed_windows():
+    records = [
+        {"t": 10.0, "account": "alice", "ok": False},
+        {"t": 15.0, "account": "alice", "ok": False},
+        {"t": 16.0, "account": "alice", "ok": True},
+        {"t": 12.0, "account": "bob", "ok": False},
+    ]
+    outside = prober.failures_outside(records, {"alice": [[9.0, 11.0]]})
+    assert [(r["account"], r["t"]) for r in outside] == [("alice", 15.0), ("bob", 12.0)]

@@ -17,3 +17,13 @@ def test_a_missing_family_is_named():
 def test_not_an_address():
     with pytest.raises(AnsibleFilterError, match="address_map"):
         address_map(["alice.example"], ["10.77.0.30"])
+
+
+def test_freeze_window_in_unix_seconds_with_slack():
+    from ansible_collections.hosting.migration.plugins.filter.freeze_window import freeze_window
+    move = {"id": 1, "account": "alice", "freeze_started_at": "2026-01-01T00:00:10.000000Z",
+            "freeze_ended_at": "2026-01-01T00:00:14.500000Z"}
+    start, end = freeze_window(move, 1.0)
+    assert end - start == pytest.approx(6.5)
+    with pytest.raises(AnsibleFilterError, match="no complete freeze window"):
+        freeze_window({"id": 2, "account": "bob", "freeze_started_at": None, "freeze_ended_at": None})
