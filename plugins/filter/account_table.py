@@ -33,6 +33,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.hosting.migration.plugins.module_utils.text_table import table_lines
 
 
 def human_bytes(count):
@@ -66,10 +67,7 @@ def account_table(accounts):
     total_files = sum(a["resources"]["files"] for a in accounts)
     total_bytes = sum(a["resources"]["bytes"] for a in accounts)
     total_db = sum(a["resources"]["database_bytes"] for a in accounts)
-    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header) - 1)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths)) + "  " + row[-1]
-             for row in [header] + rows]
-    lines.insert(1, "-" * len(lines[0]))
+    lines = table_lines(header, rows)
     lines.append("%d accounts, %d files, %s of files, %s of databases" % (
         len(accounts), total_files, human_bytes(total_bytes), human_bytes(total_db)))
     return "\n".join(lines)

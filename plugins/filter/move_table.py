@@ -33,6 +33,7 @@ _value:
 """
 
 from ansible_collections.hosting.migration.plugins.filter.account_table import human_bytes
+from ansible_collections.hosting.migration.plugins.module_utils.text_table import table_lines
 
 
 def _seconds(value):
@@ -44,9 +45,7 @@ def move_table(moves):
     rows = [[move["account"], move["source"], move["target"], move["step"], _seconds(move.get("freeze_window_s")),
              human_bytes(move.get("files_bytes") or 0), human_bytes(move.get("databases_bytes") or 0)]
             for move in moves if move]
-    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in [header] + rows]
-    lines.insert(1, "-" * len(lines[0]))
+    lines = table_lines(header, rows)
     freezes = [move["freeze_window_s"] for move in moves if move and move.get("freeze_window_s") is not None]
     lines.append("%d moves, longest freeze %s" % (len(rows), _seconds(max(freezes)) if freezes else "-"))
     return "\n".join(lines)

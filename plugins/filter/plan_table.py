@@ -40,6 +40,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.hosting.migration.plugins.module_utils.text_table import table_lines
 
 HEADER = ["account", "freeze", "changes", "blockers"]
 
@@ -110,10 +111,7 @@ def _summary(accounts, target_blockers):
 def plan_table(plan):
     result, accounts = _accounts_of(plan)
     rows = _rows(accounts)
-    widths = [max(len(row[i]) for row in [HEADER] + rows) for i in range(len(HEADER) - 1)]
-    lines = [("  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths)) + "  " + row[-1]).rstrip()
-             for row in [HEADER] + rows]
-    lines.insert(1, "-" * len(lines[0]))
+    lines = table_lines(HEADER, rows)
     head = []
     target_blockers = []
     if result is not None:
