@@ -190,6 +190,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hosting.migration.plugins.module_utils.account_inventory import (
     AccountNotFound, select_accounts)
+from ansible_collections.hosting.migration.plugins.module_utils.account_render import Layout, find_crontab
 from ansible_collections.hosting.migration.plugins.module_utils.account_spec import (
     DEFAULT_MIN_UID, SpecError, load_spec_dir)
 from ansible_collections.hosting.migration.plugins.module_utils.db_checksum import (
@@ -198,8 +199,6 @@ from ansible_collections.hosting.migration.plugins.module_utils.manifest import 
     ManifestError, build_manifest, write_manifest)
 
 CRONTAB_DIR = "/var/spool/cron/crontabs"
-# Where hosting.migration.account_state keeps the crontab of an account it does not serve.
-SUSPENDED_CRONTAB_DIR = "/var/spool/cron/hosting-suspended"
 
 ARGUMENT_SPEC = dict(
     names=dict(type="list", elements="str", default=[]),
@@ -234,11 +233,11 @@ def account_digest(snapshot):
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def crontab_digest(name, crontab_dir=CRONTAB_DIR, suspended_dir=SUSPENDED_CRONTAB_DIR):
+def crontab_digest(name, crontab_dir=CRONTAB_DIR):
     """The account's crontab is the same whether it runs or is suspended (frozen, forwarded or
     inactive): compare its content wherever the account's state put it."""
-    digest = file_sha256(os.path.join(crontab_dir, name))
-    return digest if digest is not None else file_sha256(os.path.join(suspended_dir, name))
+    found = find_crontab(name, Layout(cron_dir=crontab_dir))
+    return None if found["path"] is None else file_sha256(found["path"])
 
 
 def account_snapshot(spec, run, hash_content=True, excludes=(), details=False, manifest_dir=None,
