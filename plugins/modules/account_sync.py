@@ -23,6 +23,7 @@ description:
     names rsync's exit code with a sentence and its first messages.
 author: hosting.migration developers (!UNKNOWN)
 extends_documentation_fragment:
+  - hosting.migration.transfer
   - hosting.migration.accounts.ATTRIBUTES
 attributes:
   check_mode:
@@ -34,21 +35,6 @@ attributes:
     support: full
     details: A second run with nothing changed on the source transfers and deletes nothing.
 options:
-  transfer_id:
-    description:
-      - The transfer whose key is used (made by M(hosting.migration.transfer_key) on this server).
-    type: str
-    required: true
-  peer:
-    description:
-      - The target's address, the same as given to M(hosting.migration.transfer_key).
-    type: str
-    required: true
-  port:
-    description:
-      - The target's SSH port.
-    type: int
-    default: 22
   source_path:
     description:
       - The directory to copy (its content), for example C(/home/alice).

@@ -29,6 +29,7 @@ description:
     interrupted copy can leave a partial database on the target; run it again.
 author: hosting.migration developers (!UNKNOWN)
 extends_documentation_fragment:
+  - hosting.migration.transfer
   - hosting.migration.accounts.ATTRIBUTES
 attributes:
   check_mode:
@@ -40,21 +41,6 @@ attributes:
     support: none
     details: Every run copies the databases again and reports a change.
 options:
-  transfer_id:
-    description:
-      - The transfer whose key is used (made by M(hosting.migration.transfer_key) on this server).
-    type: str
-    required: true
-  peer:
-    description:
-      - The target's address, the same as given to M(hosting.migration.transfer_key).
-    type: str
-    required: true
-  port:
-    description:
-      - The target's SSH port.
-    type: int
-    default: 22
   databases:
     description:
       - The databases to copy, in this order, each a dict with C(engine) (V(mariadb) or
