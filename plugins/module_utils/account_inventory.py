@@ -14,10 +14,15 @@ from ansible_collections.hosting.migration.plugins.module_utils.account_spec imp
 
 VERSION_FILE = "/etc/hosting/infrastructure-version"
 
-ACCOUNT_INFO_ARGUMENT_SPEC = dict(
-    names=dict(type="list", elements="str", default=[]),
+# The options of the doc fragment hosting.migration.accounts, shared by every module reading specs.
+SPEC_DIR_ARGUMENTS = dict(
     spec_dir=dict(type="path", default="/etc/hosting/accounts"),
     min_uid=dict(type="int", default=DEFAULT_MIN_UID),
+)
+
+ACCOUNT_INFO_ARGUMENT_SPEC = dict(
+    SPEC_DIR_ARGUMENTS,
+    names=dict(type="list", elements="str", default=[]),
     resources=dict(type="bool", default=True),
 )
 
@@ -46,15 +51,22 @@ def infrastructure_version(path=VERSION_FILE):
         return None
 
 
+def selected_specs(module, names):
+    """The checked specs of the accounts named (all when none are); fails the module with a plain
+    sentence when the directory is missing, a spec breaks a rule or a name has no spec."""
+    spec_dir = module.params["spec_dir"]
+    if not os.path.isdir(spec_dir):
+        module.fail_json(msg="The account spec directory %s does not exist on this server." % spec_dir)
+    try:
+        return select_accounts(load_spec_dir(spec_dir, min_uid=module.params["min_uid"]), names)
+    except (SpecError, AccountNotFound) as error:
+        module.fail_json(msg=str(error))
+
+
 def read_accounts(module):
     """Everything account_info returns; fails the module with a plain sentence on bad input."""
     params = module.params
-    if not os.path.isdir(params["spec_dir"]):
-        module.fail_json(msg="The account spec directory %s does not exist on this server." % params["spec_dir"])
-    try:
-        specs = select_accounts(load_spec_dir(params["spec_dir"], min_uid=params["min_uid"]), params["names"])
-    except (SpecError, AccountNotFound) as error:
-        module.fail_json(msg=str(error))
+    specs = selected_specs(module, params["names"])
 
     def run(argv):
         rc, out, err = module.run_command(argv)

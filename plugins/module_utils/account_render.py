@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from ansible_collections.hosting.migration.plugins.module_utils.account_inventory import (
-    AccountNotFound, select_accounts)
+    SPEC_DIR_ARGUMENTS, selected_specs)
 from ansible_collections.hosting.migration.plugins.module_utils.account_spec import (
-    DEFAULT_MIN_UID, NAME_MAX, SpecError, load_spec_dir)
+    NAME_MAX)
 
 ACTIVE = "active"
 FROZEN = "frozen"
@@ -79,11 +79,10 @@ RELOAD_TIMEOUT = 3.0
 _ACCOUNT_NAME_RE = re.compile(r"[a-z][a-z0-9_-]*")
 
 ACCOUNT_STATE_ARGUMENT_SPEC = dict(
+    SPEC_DIR_ARGUMENTS,
     names=dict(type="list", elements="str", required=True),
     state=dict(type="str", required=True, choices=list(STATES)),
     forward_to=dict(type="str"),
-    spec_dir=dict(type="path", default="/etc/hosting/accounts"),
-    min_uid=dict(type="int", default=DEFAULT_MIN_UID),
     keep_recorded=dict(type="bool", default=False),
 )
 
@@ -919,12 +918,7 @@ def run_account_state(module):
         names = check_names(params["names"])
     except AccountStateError as error:
         module.fail_json(msg=str(error))
-    if not os.path.isdir(params["spec_dir"]):
-        module.fail_json(msg="The account spec directory %s does not exist on this server." % params["spec_dir"])
-    try:
-        specs = select_accounts(load_spec_dir(params["spec_dir"], min_uid=params["min_uid"]), names)
-    except (SpecError, AccountNotFound) as error:
-        module.fail_json(msg=str(error))
+    specs = selected_specs(module, names)
     layout = _server_layout(module)
     problem = _identity_problem(specs) or _local_address_problem(module, forward_to)
     if problem:

@@ -191,20 +191,19 @@ accounts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.hosting.migration.plugins.module_utils.account_spec import DEFAULT_MIN_UID
+from ansible_collections.hosting.migration.plugins.module_utils.account_inventory import SPEC_DIR_ARGUMENTS
 from ansible_collections.hosting.migration.plugins.module_utils.move_plan import (
     PlanInputError, freeze_rates, parse_accounts, plan_moves, read_target_state)
 from ansible_collections.hosting.migration.plugins.module_utils.spec_translate import (
     CatalogueError, newest_version, version_entry)
 
 ARGUMENT_SPEC = dict(
+    SPEC_DIR_ARGUMENTS,
     accounts=dict(type="list", elements="dict", required=True),
     source_version=dict(type="str", required=True),
     target_version=dict(type="str"),
     catalogue=dict(type="dict", required=True),
     freeze_rates=dict(type="dict", default={}),
-    spec_dir=dict(type="path", default="/etc/hosting/accounts"),
-    min_uid=dict(type="int", default=DEFAULT_MIN_UID),
 )
 
 

@@ -189,10 +189,8 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hosting.migration.plugins.module_utils.account_inventory import (
-    AccountNotFound, select_accounts)
+    SPEC_DIR_ARGUMENTS, selected_specs)
 from ansible_collections.hosting.migration.plugins.module_utils.account_render import Layout, find_crontab
-from ansible_collections.hosting.migration.plugins.module_utils.account_spec import (
-    DEFAULT_MIN_UID, SpecError, load_spec_dir)
 from ansible_collections.hosting.migration.plugins.module_utils.db_checksum import (
     ChecksumError, database_snapshot)
 from ansible_collections.hosting.migration.plugins.module_utils.manifest import (
@@ -201,9 +199,8 @@ from ansible_collections.hosting.migration.plugins.module_utils.manifest import 
 CRONTAB_DIR = "/var/spool/cron/crontabs"
 
 ARGUMENT_SPEC = dict(
+    SPEC_DIR_ARGUMENTS,
     names=dict(type="list", elements="str", default=[]),
-    spec_dir=dict(type="path", default="/etc/hosting/accounts"),
-    min_uid=dict(type="int", default=DEFAULT_MIN_UID),
     hash_content=dict(type="bool", default=True),
     excludes=dict(type="list", elements="str", default=[]),
     details=dict(type="bool", default=False),
@@ -264,14 +261,9 @@ def account_snapshot(spec, run, hash_content=True, excludes=(), details=False, m
 def snapshot_accounts(module):
     """The module's result; fails the module with a plain sentence on bad input."""
     params = module.params
-    if not os.path.isdir(params["spec_dir"]):
-        module.fail_json(msg="The account spec directory %s does not exist on this server." % params["spec_dir"])
+    specs = selected_specs(module, params["names"])
     if params["manifest_dir"] and not os.path.isdir(params["manifest_dir"]):
         module.fail_json(msg="The manifest directory %s does not exist on this server." % params["manifest_dir"])
-    try:
-        specs = select_accounts(load_spec_dir(params["spec_dir"], min_uid=params["min_uid"]), params["names"])
-    except (SpecError, AccountNotFound) as error:
-        module.fail_json(msg=str(error))
 
     def run(argv, stdin=None):
         rc, out, err = module.run_command(argv, data=stdin)
