@@ -11,6 +11,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.hosting.migration.plugins.module_utils.ledger import Ledger
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_errors import LedgerError
+from ansible_collections.hosting.migration.plugins.module_utils.ledger_locks import holder_gone, process_holder
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_operations import (
     LEDGER_ARGUMENT_SPEC, MissingArgument, run_operation)
 
@@ -23,9 +24,12 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         dummy, args = self.validate_argument_spec(argument_spec=LEDGER_ARGUMENT_SPEC)
+        if args["operation"] in ("acquire", "release") and args.get("holder"):
+            # This run's ansible-playbook process (the worker's parent) holds the lock.
+            args = dict(args, holder=process_holder(args["holder"]))
         try:
             with Ledger.open(args["location"]) as ledger:
-                outcome = run_operation(ledger, args, check_mode=self._task.check_mode)
+                outcome = run_operation(ledger, args, check_mode=self._task.check_mode, gone=holder_gone)
         except (LedgerError, MissingArgument) as error:
             raise AnsibleActionFail(str(error))
         result.update(outcome)

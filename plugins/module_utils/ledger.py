@@ -332,14 +332,15 @@ class Ledger:
 
     # Locks
 
-    def acquire(self, name, holder, ttl_s):
+    def acquire(self, name, holder, ttl_s, gone=None):
         """Take the named lock for ``ttl_s`` seconds, or raise LockHeld naming its holder.
 
-        An expired lock is taken over (and the takeover logged); the same holder acquiring again
-        renews it. ``holder`` says who holds it, e.g. "awx job 42 on host x, pid 123".
+        An expired lock is taken over (and the takeover logged), and so is one whose holder
+        ``gone(holder)`` says is gone (see ledger_locks.holder_gone); the same holder acquiring
+        again renews it. ``holder`` says who holds it, e.g. "awx job 42 on host x, pid 123".
         """
         now, expires = self._lock_times(name, holder, ttl_s)
-        return self._db.write(lambda: ledger_locks.acquire(self._db, now, expires, name, holder))
+        return self._db.write(lambda: ledger_locks.acquire(self._db, now, expires, name, holder, gone))
 
     def renew(self, name, holder, ttl_s):
         """Extend a lock ``holder`` holds to ``ttl_s`` seconds from now."""

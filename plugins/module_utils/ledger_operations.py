@@ -67,7 +67,7 @@ def _account_view(ledger, name):
     }
 
 
-def _write(ledger, args):
+def _write(ledger, args, gone=None):
     operation = args["operation"]
     if operation == "register_server":
         return {"server": ledger.register_server(args["server"], args["infrastructure_version"]).to_dict()}
@@ -82,7 +82,7 @@ def _write(ledger, args):
             args["move_id"], args["step"], files_bytes=args["files_bytes"], databases_bytes=args["databases_bytes"],
             verification=args["verification"], digest=args["digest"], error=args["error"]).to_dict()}
     if operation == "acquire":
-        return {"lock": ledger.acquire(args["lock"], args["holder"], args["ttl_s"]).to_dict()}
+        return {"lock": ledger.acquire(args["lock"], args["holder"], args["ttl_s"], gone=gone).to_dict()}
     if operation == "release":
         return {"released": ledger.release(args["lock"], args["holder"])}
     return {"event": ledger.record_event(
@@ -106,8 +106,9 @@ def _read(ledger, args):
     return {"only_verified_copy": []}
 
 
-def run_operation(ledger, args, check_mode=False):
-    """Run one operation; returns the action's result (changed, plus what the operation returns)."""
+def run_operation(ledger, args, check_mode=False, gone=None):
+    """Run one operation; returns the action's result (changed, plus what the operation returns).
+    ``gone(holder)`` tells acquire whether a lock's holder is known to be gone."""
     missing = [name for name in REQUIRED[args["operation"]] if args.get(name) in (None, "")]
     if missing:
         raise MissingArgument("ledger operation %s needs %s" % (args["operation"], ", ".join(missing)))
@@ -116,7 +117,7 @@ def run_operation(ledger, args, check_mode=False):
     if check_mode:
         return {"changed": True, "skipped_in_check_mode": True}
     before = _state_before(ledger, args)
-    outcome = _write(ledger, args)
+    outcome = _write(ledger, args, gone)
     return dict(changed=_changed(args["operation"], before, outcome), **outcome)
 
 

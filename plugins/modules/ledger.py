@@ -91,7 +91,12 @@ options:
     description: Lock name (acquire, release).
     type: str
   holder:
-    description: Who holds the lock, in words a person can find (job, host, pid).
+    description:
+      - Who holds the lock, in words a person can find (what runs, for which server).
+      - The controller's host name and the ansible-playbook process are added to it, so a lock
+        left by a run that was killed on this controller is taken over by the next run at once
+        (and the takeover recorded as an event) instead of when it expires. A lock held by a
+        live process, or by another controller, is only taken over once it expires.
     type: str
   ttl_s:
     description: Seconds after which an unreleased lock expires.

@@ -17,6 +17,7 @@ from ansible_collections.hosting.migration.plugins.module_utils.ledger import (
     MIGRATIONS, NEXT_STEPS, STEPS, AccountConflict, IllegalTransition, InvalidRequest, Ledger,
     LedgerUnavailable, LockHeld, LockNotHeld, MoveConflict, MoveRefused, OnlyVerifiedCopy,
     SchemaTooNew, UnknownAccount, UnknownMove)
+from ansible_collections.hosting.migration.plugins.module_utils import ledger_locks
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_backend import (
     DEFAULT_SQLITE_PATH, ENV_LOCATION, describe_location, resolve_location)
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_schema import (
@@ -511,6 +512,50 @@ def test_an_expired_lock_is_taken_over_and_logged(ledger, clock):
     assert event.details["previous_holder"] == "run 1"
     with pytest.raises(LockNotHeld, match="held by run 2"):
         ledger.renew("server:dedicated1", "run 1", 60)
+
+
+def test_a_lock_whose_holder_is_gone_is_taken_over_at_once(ledger):
+    ledger.acquire("server:dedicated1", "run 1", 3600)
+    with pytest.raises(LockHeld):
+        ledger.acquire("server:dedicated1", "run 2", 60, gone=lambda holder: False)
+    lock = ledger.acquire("server:dedicated1", "run 2", 60, gone=lambda holder: holder == "run 1")
+    assert lock.holder == "run 2"
+    event = ledger.events(kind="lock.taken_over")[0]
+    assert (event.details["previous_holder"], event.details["reason"]) == ("run 1", "its process is gone")
+
+
+def _fake_proc(tmp_path, pid, started):
+    (tmp_path / str(pid)).mkdir()
+    fields = ["S"] + ["0"] * 18 + [str(started)] + ["0"] * 10
+    (tmp_path / str(pid) / "stat").write_text("%d (ansible playbook) %s\n" % (pid, " ".join(fields)))
+
+
+def test_a_process_holder_names_the_controller_and_the_process(tmp_path):
+    _fake_proc(tmp_path, 4242, 987654)
+    holder = ledger_locks.process_holder("migrate_account alice", pid=4242, hostname="ctl", proc=str(tmp_path))
+    assert holder == "migrate_account alice [controller ctl pid 4242 started 987654]"
+    assert ledger_locks.holder_gone(holder, hostname="ctl", proc=str(tmp_path)) is False
+
+
+def test_a_holder_is_gone_when_its_process_ended_or_is_another_one(tmp_path):
+    gone = "run [controller ctl pid 4242 started 987654]"
+    assert ledger_locks.holder_gone(gone, hostname="ctl", proc=str(tmp_path)) is True
+    _fake_proc(tmp_path, 4242, 111)  # the number was given to a newer process
+    assert ledger_locks.holder_gone(gone, hostname="ctl", proc=str(tmp_path)) is True
+
+
+@pytest.mark.parametrize("holder", [
+    "run [controller other pid 4242 started 987654]",  # another controller: only its expiry counts
+    "awx job 42 on host x, pid 123",  # not made by process_holder
+    "",
+])
+def test_other_holders_are_never_judged_gone(tmp_path, holder):
+    assert ledger_locks.holder_gone(holder, hostname="ctl", proc=str(tmp_path)) is False
+
+
+def test_this_process_is_not_gone():
+    holder = ledger_locks.process_holder("me", pid=os.getpid())
+    assert ledger_locks.holder_gone(holder) is False
 
 
 def test_a_lock_is_renewed_and_released_by_its_holder_only(ledger, clock):
