@@ -22,15 +22,15 @@ __metaclass__ = type
 import contextlib
 from datetime import timedelta
 
-from ansible_collections.hosting.migration.plugins.module_utils import ledger_locks, ledger_moves
+from ansible_collections.hosting.migration.plugins.module_utils import ledger_leases, ledger_locks, ledger_moves
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_backend import open_backend
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_errors import (
     AccountConflict, IllegalTransition, InvalidRequest, LedgerBusy, LedgerError, LedgerUnavailable,
-    LockHeld, LockNotHeld, MoveConflict, MoveRefused, NotFound, OnlyVerifiedCopy, SchemaTooNew,
+    LockHeld, LockNotHeld, MoveConflict, MoveRefused, NotFound, NotLeased, OnlyVerifiedCopy, SchemaTooNew,
     UnknownAccount, UnknownMove, UnknownServer)
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_records import (
-    COPY_STATES, DIRECTIONS, FINISHED_STEPS, NEXT_STEPS, STEPS, Account, Copy, Event, Lock, Move,
-    PhaseChange, Server, format_time, normalise_time, utc_now)
+    COPY_STATES, DIRECTIONS, FINISHED_STEPS, NEXT_STEPS, STEPS, Account, Copy, Event, Lease, LeaseRequest,
+    Lock, Move, PhaseChange, Server, format_time, normalise_time, utc_now)
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_rows import (
     add_event, check_copy_state, check_name, ensure_server, load_account, load_copy, load_move,
     put_copy)
@@ -38,10 +38,10 @@ from ansible_collections.hosting.migration.plugins.module_utils.ledger_schema im
 
 # Callers import everything from this module.
 __all__ = [
-    "Ledger", "Account", "Copy", "Event", "Lock", "Move", "PhaseChange", "Server",
+    "Ledger", "Account", "Copy", "Event", "Lease", "LeaseRequest", "Lock", "Move", "PhaseChange", "Server",
     "COPY_STATES", "DIRECTIONS", "FINISHED_STEPS", "NEXT_STEPS", "STEPS", "MIGRATIONS",
     "AccountConflict", "IllegalTransition", "InvalidRequest", "LedgerBusy", "LedgerError",
-    "LedgerUnavailable", "LockHeld", "LockNotHeld", "MoveConflict", "MoveRefused", "NotFound",
+    "LedgerUnavailable", "LockHeld", "LockNotHeld", "MoveConflict", "MoveRefused", "NotFound", "NotLeased",
     "OnlyVerifiedCopy", "SchemaTooNew", "UnknownAccount", "UnknownMove", "UnknownServer",
 ]
 
@@ -329,6 +329,49 @@ class Ledger:
         where = " WHERE " + " AND ".join(filters) if filters else ""
         rows = self._db.rows("SELECT * FROM events%s ORDER BY id" % where, params)
         return [Event.from_row(row) for row in rows]
+
+    # Leases of transit servers (ledger_leases)
+
+    def lease_transit(self, customer, candidates, terms, queue=True):
+        """Lease the first free server of ``candidates`` (best first) to ``customer`` or queue
+        the request, first come first served. ``terms``: free_days, price_monthly (exact
+        decimal text), currency, time_zone. Returns (lease, request, position in line); an
+        active lease of the customer is returned as it is."""
+        now = self._now()
+        return self._db.write(lambda: ledger_leases.claim(self._db, now, customer, list(candidates), terms, queue))
+
+    def withdraw_lease_request(self, customer):
+        """Take the customer server's waiting request off the list; False when it had none."""
+        now = self._now()
+        return self._db.write(lambda: ledger_leases.withdraw(self._db, now, customer))
+
+    def release_transit(self, transit, final_amount):
+        """Close the lease of ``transit`` and hand it to the next request in line.
+
+        Refused (OnlyVerifiedCopy) while the server holds the only verified copy of an account
+        or serves one; NotLeased when it holds no lease. ``final_amount(lease, released_at)``
+        returns the charge as exact decimal text. Returns (released lease, new lease or None).
+        """
+        check_name(transit, "the transit server")
+        now = self._now()
+
+        def change():
+            self.check_wipe(transit)
+            return ledger_leases.release(self._db, now, transit, final_amount)
+        return self._db.write(change)
+
+    def leases(self, customer=None, transit=None):
+        return ledger_leases.leases(self._db, customer, transit)
+
+    def active_lease(self, customer=None, transit=None):
+        """The active lease of the customer server, or of the transit server; None if none."""
+        if customer is not None:
+            return ledger_leases.active_lease_of_customer(self._db, customer)
+        return ledger_leases.active_lease_of_transit(self._db, transit)
+
+    def waiting_list(self):
+        """The waiting requests, first in line first."""
+        return ledger_leases.waiting_requests(self._db)
 
     # Locks
 

@@ -28,7 +28,7 @@ import time
 from urllib.parse import urlsplit
 
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_errors import (
-    LedgerBusy, LedgerUnavailable)
+    InvalidRequest, LedgerBusy, LedgerUnavailable)
 
 ENV_LOCATION = "HOSTING_MIGRATION_LEDGER"
 DEFAULT_SQLITE_PATH = "~/.local/state/hosting-migration/ledger.sqlite3"
@@ -189,7 +189,10 @@ class PostgresBackend:
         # timeout. set_config, because SET does not take parameters.
         self.row("SELECT set_config('lock_timeout', ?, false)", ("%dms" % (timeout_s * 1000),))
         errors = self._psycopg.errors
-        self._retryable = (errors.SerializationFailure, errors.DeadlockDetected)
+        # A unique index that refuses a row a concurrent transaction inserted first (two
+        # controllers claiming the last free transit server) is a lost race too: retried, the
+        # change sees the other row and decides again.
+        self._retryable = (errors.SerializationFailure, errors.DeadlockDetected, errors.UniqueViolation)
 
     def _execute(self, sql, params):
         # The ledger's SQL never contains "%", so the placeholders are the only ones psycopg sees.
@@ -219,14 +222,20 @@ class PostgresBackend:
 
     def write(self, change):
         """Run ``change()`` in one serializable transaction, again if it lost a race."""
+        last = None
         for attempt in range(SERIALIZABLE_ATTEMPTS):
             try:
                 with self._conn.transaction():
                     self.run("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
                     return change()
-            except self._retryable:
+            except self._retryable as exc:
+                last = exc
                 # Jittered backoff so that the racing controllers do not collide again.
                 time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** attempt)))
+        if isinstance(last, self._psycopg.errors.UniqueViolation):
+            # Not a race after all: the change itself breaks a rule of the schema.
+            raise InvalidRequest("the PostgreSQL ledger %s refused the change: %s" % (
+                self.description, " ".join(str(last).split())))
         raise LedgerBusy("the PostgreSQL ledger %s: a change lost %d races in a row against other "
                          "controllers; retry when they have finished" % (
                              self.description, SERIALIZABLE_ATTEMPTS))

@@ -81,3 +81,7 @@ class LockHeld(LedgerError):
 
 class LockNotHeld(LedgerError):
     """Release or renewal of a lock by someone who does not hold it."""
+
+
+class NotLeased(NotFound):
+    """A release, or a question about a lease, for a transit server that holds no lease."""

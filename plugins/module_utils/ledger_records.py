@@ -222,3 +222,48 @@ class Lock(_Record):
     holder: str
     acquired_at: str
     expires_at: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Lease(_Record):
+    id: int
+    transit: str
+    customer_server: str
+    state: str
+    started_at: str
+    free_days: int
+    price_monthly: str
+    currency: str
+    time_zone: str
+    released_at: Optional[str]
+    final_amount: Optional[str]
+    wiped_at: Optional[str]
+
+    @classmethod
+    def from_row(cls, row):
+        return cls(**dict(row, id=int(row["id"]), free_days=int(row["free_days"])))
+
+    @property
+    def price(self):
+        return {"monthly": self.price_monthly, "currency": self.currency}
+
+
+@dataclasses.dataclass(frozen=True)
+class LeaseRequest(_Record):
+    id: int
+    customer_server: str
+    state: str
+    requested_at: str
+    candidates: list
+    free_days: int
+    price_monthly: str
+    currency: str
+    time_zone: str
+    lease_id: Optional[int]
+    settled_at: Optional[str]
+
+    @classmethod
+    def from_row(cls, row):
+        lease_id = None if row["lease_id"] is None else int(row["lease_id"])
+        return cls(**dict(row, id=int(row["id"]), free_days=int(row["free_days"]),
+                          candidates=from_json(row["candidates"]), lease_id=lease_id))

@@ -117,8 +117,49 @@ INITIAL_TABLES = (
     )""",
 )
 
+LEASE_TABLES = (
+    # A transit server leased to a customer server. The price is the customer server's, as text
+    # holding an exact decimal; the charge is computed from these columns (transit_billing).
+    """CREATE TABLE leases (
+        id {serial_primary_key},
+        transit TEXT NOT NULL REFERENCES servers (name),
+        customer_server TEXT NOT NULL REFERENCES servers (name),
+        state TEXT NOT NULL CHECK (state IN ('active', 'released')),
+        started_at TEXT NOT NULL,
+        free_days BIGINT NOT NULL CHECK (free_days >= 0),
+        price_monthly TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        time_zone TEXT NOT NULL,
+        released_at TEXT,
+        final_amount TEXT,
+        wiped_at TEXT,
+        CHECK (transit <> customer_server)
+    )""",
+    # The engine itself refuses a second active lease of a transit server or for a customer
+    # server: two controllers racing for the last free server cannot both win.
+    "CREATE UNIQUE INDEX leases_one_active_per_transit ON leases (transit) WHERE state = 'active'",
+    "CREATE UNIQUE INDEX leases_one_active_per_customer ON leases (customer_server) WHERE state = 'active'",
+    # The waiting list, first come first served: requests that found no free matching server.
+    """CREATE TABLE lease_requests (
+        id {serial_primary_key},
+        customer_server TEXT NOT NULL REFERENCES servers (name),
+        state TEXT NOT NULL CHECK (state IN ('waiting', 'served', 'withdrawn')),
+        requested_at TEXT NOT NULL,
+        candidates TEXT NOT NULL,
+        free_days BIGINT NOT NULL CHECK (free_days >= 0),
+        price_monthly TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        time_zone TEXT NOT NULL,
+        lease_id BIGINT REFERENCES leases (id),
+        settled_at TEXT
+    )""",
+    """CREATE UNIQUE INDEX lease_requests_one_waiting_per_customer ON lease_requests (customer_server)
+        WHERE state = 'waiting'""",
+)
+
 MIGRATIONS = (
     SchemaStep(1, "servers, accounts, copies, moves, events and locks", INITIAL_TABLES),
+    SchemaStep(2, "leases of transit servers and their waiting list", LEASE_TABLES),
 )
 
 SCHEMA_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (

@@ -15,7 +15,7 @@ import pytest
 
 from ansible_collections.hosting.migration.plugins.module_utils.ledger import (
     MIGRATIONS, NEXT_STEPS, STEPS, AccountConflict, IllegalTransition, InvalidRequest, Ledger,
-    LedgerUnavailable, LockHeld, LockNotHeld, MoveConflict, MoveRefused, OnlyVerifiedCopy,
+    LedgerUnavailable, LockHeld, LockNotHeld, MoveConflict, MoveRefused, NotLeased, OnlyVerifiedCopy,
     SchemaTooNew, UnknownAccount, UnknownMove)
 from ansible_collections.hosting.migration.plugins.module_utils import ledger_locks
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_backend import (
@@ -29,15 +29,15 @@ FORWARD = ("precopied", "frozen", "synced", "verified", "switched", "done")
 # The steps a fresh move goes through to reach each step.
 PATH = dict({step: FORWARD[:index + 1] for index, step in enumerate(FORWARD)},
             planned=(), rolled_back=("rolled_back",), failed=("failed",))
-LEASES = SchemaStep(2, "leases of transit servers", (
-    """CREATE TABLE leases (
+NOTES = SchemaStep(len(MIGRATIONS) + 1, "notes on servers (an example of a later step)", (
+    """CREATE TABLE notes (
         id {serial_primary_key},
-        transit TEXT NOT NULL REFERENCES servers (name),
-        customer_server TEXT NOT NULL REFERENCES servers (name),
-        leased_at TEXT NOT NULL,
-        released_at TEXT
+        server TEXT NOT NULL REFERENCES servers (name),
+        written_at TEXT NOT NULL,
+        text TEXT NOT NULL
     )""",
 ))
+LATEST = len(MIGRATIONS)
 
 
 class FakeClock:
@@ -209,47 +209,47 @@ def test_reopening_changes_nothing(location, clock):
 def test_an_older_schema_is_migrated_keeping_its_data(location, clock):
     with Ledger.open(location, clock=clock) as ledger:
         new_account(ledger)
-    with Ledger.open(location, clock=clock, migrations=MIGRATIONS + (LEASES,)) as ledger:
-        assert ledger.schema_version == 2
-        assert "leases" in ledger.table_names()
+    with Ledger.open(location, clock=clock, migrations=MIGRATIONS + (NOTES,)) as ledger:
+        assert ledger.schema_version == LATEST + 1
+        assert "notes" in ledger.table_names()
         assert ledger.live_server("alice") == "dedicated1"
         ledger._db.write(lambda: ledger._db.run(
-            "INSERT INTO leases (transit, customer_server, leased_at) VALUES (?, ?, ?)",
-            ("transit1", "dedicated1", "2025-03-01T12:00:00.000000Z")))
+            "INSERT INTO notes (server, written_at, text) VALUES (?, ?, ?)",
+            ("dedicated1", "2025-03-01T12:00:00.000000Z", "customer asked for Tuesday")))
         versions = [row["version"] for row in ledger._db.rows(
             "SELECT version FROM schema_version ORDER BY version")]
-        assert versions == [1, 2]
+        assert versions == list(range(1, LATEST + 2))
 
 
 def test_a_schema_newer_than_the_code_is_refused(location):
-    Ledger.open(location, migrations=MIGRATIONS + (LEASES,)).close()
-    with pytest.raises(SchemaTooNew, match="schema version 2, newer .* knows \\(1\\); upgrade"):
+    Ledger.open(location, migrations=MIGRATIONS + (NOTES,)).close()
+    with pytest.raises(SchemaTooNew, match="schema version %d, newer .* knows \\(%d\\); upgrade" % (LATEST + 1, LATEST)):
         Ledger.open(location)
 
 
 def test_a_failing_step_leaves_the_schema_as_it_was(location):
     Ledger.open(location).close()
-    broken = SchemaStep(2, "broken", ("CREATE TABLE half (id BIGINT)", "CREATE TABLE oops ("))
+    broken = SchemaStep(LATEST + 1, "broken", ("CREATE TABLE half (id BIGINT)", "CREATE TABLE oops ("))
     with pytest.raises(Exception):
         Ledger.open(location, migrations=MIGRATIONS + (broken,))
     with Ledger.open(location) as ledger:
-        assert ledger.schema_version == 1
+        assert ledger.schema_version == LATEST
         assert "half" not in ledger.table_names()
 
 
 def test_schema_steps_must_count_up_from_one():
     with pytest.raises(ValueError, match="numbered 1, 2, 3"):
-        check_migrations(MIGRATIONS + (SchemaStep(3, "gap", ()),))
+        check_migrations(MIGRATIONS + (SchemaStep(LATEST + 2, "gap", ()),))
 
 
 def test_two_controllers_creating_the_ledger_at_once_migrate_it_once(location):
     def open_and_close(index):
-        with Ledger.open(location, migrations=MIGRATIONS + (LEASES,)) as ledger:
+        with Ledger.open(location, migrations=MIGRATIONS + (NOTES,)) as ledger:
             return ledger.schema_version
 
-    assert run_at_once(4, open_and_close) == [2] * 4
-    with Ledger.open(location, migrations=MIGRATIONS + (LEASES,)) as ledger:
-        assert len(ledger._db.rows("SELECT * FROM schema_version")) == 2
+    assert run_at_once(4, open_and_close) == [LATEST + 1] * 4
+    with Ledger.open(location, migrations=MIGRATIONS + (NOTES,)) as ledger:
+        assert len(ledger._db.rows("SELECT * FROM schema_version")) == LATEST + 1
 
 
 # Servers and accounts
@@ -629,3 +629,138 @@ def test_events_are_filtered_by_time_and_account(ledger, clock):
 def test_a_clock_without_a_time_zone_is_refused(location):
     with pytest.raises(InvalidRequest, match="timezone-aware"):
         Ledger.open(location, clock=lambda: datetime(2025, 1, 1))
+
+
+# Leases of transit servers and the waiting list
+
+TERMS = {"free_days": 7, "price_monthly": "49.00", "currency": "EUR", "time_zone": "UTC"}
+
+
+def no_charge(lease, released_at):
+    return "0.00"
+
+
+def test_a_lease_goes_to_the_first_free_candidate_and_is_returned_again(ledger):
+    lease, request, position = ledger.lease_transit("dedicated1", ["transit1", "transit3"], TERMS)
+    assert (lease.transit, lease.customer_server, lease.state, request, position) == (
+        "transit1", "dedicated1", "active", None, None)
+    assert (lease.started_at, lease.free_days, lease.price_monthly) == ("2025-03-01T12:00:00.000000Z", 7, "49.00")
+    again = ledger.lease_transit("dedicated1", ["transit1", "transit3"], TERMS)[0]
+    assert again == lease
+    assert len(ledger.leases()) == 1
+
+
+def test_busy_servers_are_skipped_and_a_request_waits_when_none_is_free(ledger):
+    ledger.lease_transit("dedicated1", ["transit1"], TERMS)
+    lease, request, position = ledger.lease_transit("dedicated2", ["transit1", "transit3"], TERMS)
+    assert lease.transit == "transit3"
+    lease, request, position = ledger.lease_transit("dedicated3", ["transit1", "transit3"], TERMS)
+    assert (lease, request.customer_server, request.state, request.candidates, position) == (
+        None, "dedicated3", "waiting", ["transit1", "transit3"], 1)
+    lease, request, position = ledger.lease_transit("dedicated4", ["transit1"], TERMS)
+    assert (lease, position) == (None, 2)
+    # Asking again keeps the place in line.
+    assert ledger.lease_transit("dedicated3", ["transit1", "transit3"], TERMS)[2] == 1
+    assert [r.customer_server for r in ledger.waiting_list()] == ["dedicated3", "dedicated4"]
+    assert [e.kind for e in ledger.events(kind="lease.queued")] == ["lease.queued"] * 2
+
+
+def test_without_queue_a_request_that_cannot_be_served_leaves_no_trace(ledger):
+    ledger.lease_transit("dedicated1", ["transit1"], TERMS)
+    assert ledger.lease_transit("dedicated2", ["transit1"], TERMS, queue=False) == (None, None, None)
+    assert ledger.waiting_list() == []
+
+
+def test_a_released_server_goes_to_the_head_of_the_line(ledger, clock):
+    ledger.lease_transit("dedicated1", ["transit1"], TERMS)
+    ledger.lease_transit("dedicated2", ["transit1"], TERMS)
+    ledger.lease_transit("dedicated3", ["transit1"], dict(TERMS, free_days=3))
+    clock.advance(3600)
+    released, handed = ledger.release_transit("transit1", lambda lease, at: "12.34")
+    assert (released.state, released.final_amount, released.released_at) == (
+        "released", "12.34", "2025-03-01T13:00:00.000000Z")
+    assert (handed.customer_server, handed.transit, handed.started_at) == (
+        "dedicated2", "transit1", "2025-03-01T13:00:00.000000Z")
+    # The head's next request finds its lease; the second in line is now first.
+    assert ledger.lease_transit("dedicated2", ["transit1"], TERMS)[0] == handed
+    assert [(r.customer_server, r.free_days) for r in ledger.waiting_list()] == [("dedicated3", 3)]
+    assert ledger.lease_transit("dedicated3", ["transit1"], TERMS)[2] == 1
+
+
+def test_a_newcomer_does_not_take_a_server_someone_earlier_waits_for(ledger):
+    ledger.lease_transit("dedicated1", ["transit1"], TERMS)
+    ledger.lease_transit("dedicated2", ["transit1", "transit3"], TERMS)  # gets transit3
+    ledger.lease_transit("dedicated3", ["transit1", "transit3"], TERMS)  # waits, first in line
+    ledger.release_transit("transit3", no_charge)  # handed to dedicated3 at once
+    assert ledger.active_lease(customer="dedicated3").transit == "transit3"
+    ledger.lease_transit("dedicated4", ["transit1"], TERMS)  # waits for transit1
+    # transit5 is free but dedicated4 never asked for it; dedicated5 may take it, not transit1.
+    lease, request, position = ledger.lease_transit("dedicated5", ["transit1", "transit5"], TERMS)
+    assert lease.transit == "transit5"
+
+
+def test_a_waiting_request_can_be_withdrawn(ledger):
+    ledger.lease_transit("dedicated1", ["transit1"], TERMS)
+    ledger.lease_transit("dedicated2", ["transit1"], TERMS)
+    assert ledger.withdraw_lease_request("dedicated2") is True
+    assert ledger.withdraw_lease_request("dedicated2") is False
+    released, handed = ledger.release_transit("transit1", no_charge)
+    assert handed is None
+    assert ledger.active_lease(transit="transit1") is None
+
+
+def test_releasing_a_server_never_leased_or_already_released_is_refused(ledger):
+    with pytest.raises(NotLeased, match="transit9 was never leased"):
+        ledger.release_transit("transit9", no_charge)
+    ledger.lease_transit("dedicated1", ["transit1"], TERMS)
+    ledger.release_transit("transit1", no_charge)
+    with pytest.raises(NotLeased, match="transit1 holds no lease: lease 1 \\(for dedicated1\\) was released at"):
+        ledger.release_transit("transit1", no_charge)
+
+
+def test_a_release_is_refused_while_the_server_holds_the_only_verified_copy(ledger):
+    ledger.lease_transit("dedicated1", ["transit1"], TERMS)
+    move = move_at(ledger, "done")
+    assert move.target == "transit1"
+    with pytest.raises(OnlyVerifiedCopy, match="transit1 cannot be wiped .* alice"):
+        ledger.release_transit("transit1", no_charge)
+    assert ledger.active_lease(transit="transit1").state == "active"
+
+
+@pytest.mark.parametrize("terms, message", [
+    (dict(TERMS, free_days=-1), "free period"),
+    (dict(TERMS, free_days="7"), "free period"),
+    (dict(TERMS, price_monthly=49), "price_monthly"),
+    (dict(TERMS, currency=""), "currency"),
+])
+def test_bad_lease_terms_change_nothing(ledger, terms, message):
+    with pytest.raises(InvalidRequest, match=message):
+        ledger.lease_transit("dedicated1", ["transit1"], terms)
+    assert ledger.leases() == [] and ledger.waiting_list() == []
+
+
+def test_the_schema_refuses_a_second_active_lease_of_a_server(ledger):
+    ledger.lease_transit("dedicated1", ["transit1"], TERMS)
+    with pytest.raises(Exception, match="unique|UNIQUE"):
+        ledger._db.write(lambda: ledger._db.run(
+            "INSERT INTO leases (transit, customer_server, state, started_at, free_days, price_monthly, "
+            "currency, time_zone) VALUES ('transit1', 'dedicated2', 'active', 'x', 7, '1', 'EUR', 'UTC')"))
+    assert len(ledger.leases()) == 1
+
+
+def test_two_controllers_racing_for_the_last_free_server_exactly_one_wins(location):
+    with Ledger.open(location) as setup:
+        for name in ("dedicated1", "dedicated2", "transit1"):
+            setup.register_server(name)
+
+    def claim(ledger, index):
+        return ledger.lease_transit("dedicated%d" % (index + 1), ["transit1"], TERMS)
+
+    results = run_at_once(2, claim, location)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    winners = [lease for lease, request, position in results if lease is not None]
+    waiting = [request for lease, request, position in results if request is not None]
+    assert len(winners) == 1 and len(waiting) == 1, results
+    with Ledger.open(location) as ledger:
+        assert [lease.customer_server for lease in ledger.leases()] == [winners[0].customer_server]
+        assert [r.customer_server for r in ledger.waiting_list()] == [waiting[0].customer_server]
