@@ -91,6 +91,10 @@ class Ledger:
     def _now(self):
         return format_time(self._clock())
 
+    def now(self):
+        """The ledger's current time (an aware datetime; tests inject their clock)."""
+        return self._clock()
+
     def table_names(self):
         return self._db.table_names()
 

@@ -11,7 +11,7 @@ LEDGER_ARGUMENT_SPEC = dict(
     location=dict(type="str", no_log=True),
     operation=dict(type="str", required=True, choices=[
         "register_server", "set_phase", "register_account", "start_move", "set_step", "acquire",
-        "release", "record_event", "account", "server", "check_wipe", "events"]),
+        "release", "record_event", "record_wiped", "account", "server", "check_wipe", "events", "leases"]),
     server=dict(type="str"),
     infrastructure_version=dict(type="str"),
     phase=dict(type="str"),
@@ -47,11 +47,13 @@ REQUIRED = {
     "account": ("account",),
     "server": ("server",),
     "check_wipe": ("server",),
+    "record_wiped": ("server",),
     "events": (),
+    "leases": (),
 }
 
 # Operations that only read report changed=False and run in check mode.
-READ_ONLY = {"account", "server", "check_wipe", "events"}
+READ_ONLY = {"account", "server", "check_wipe", "events", "leases"}
 
 
 class MissingArgument(ValueError):
@@ -85,6 +87,8 @@ def _write(ledger, args, gone=None):
         return {"lock": ledger.acquire(args["lock"], args["holder"], args["ttl_s"], gone=gone).to_dict()}
     if operation == "release":
         return {"released": ledger.release(args["lock"], args["holder"])}
+    if operation == "record_wiped":
+        return {"removed_copies": ledger.record_wiped(args["server"])}
     return {"event": ledger.record_event(
         args["kind"], server=args["server"], account=args["account"], move_id=args["move_id"],
         details=args["details"]).to_dict()}
@@ -99,6 +103,9 @@ def _read(ledger, args):
         if args["move_id"] is not None:
             events = [event for event in events if event.move_id == args["move_id"]]
         return {"events": [event.to_dict() for event in events]}
+    if operation == "leases":
+        return {"leases": [lease.to_dict() for lease in ledger.leases(customer=args["server"])],
+                "waiting": [request.to_dict() for request in ledger.waiting_list()]}
     if operation == "server":
         return {"server": ledger.server(args["server"]).to_dict(),
                 "only_verified_copy": ledger.only_verified_copy_on(args["server"])}
@@ -128,6 +135,8 @@ TRANSIENT = {"acquire", "release"}
 def _changed(operation, before, outcome):
     if operation in TRANSIENT:
         return False
+    if operation == "record_wiped":
+        return bool(outcome["removed_copies"])
     if before is None:
         return True
     after = outcome.get("move") or outcome.get("server") or outcome.get("account")

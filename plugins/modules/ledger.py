@@ -40,9 +40,12 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [register_server, set_phase, register_account, start_move, set_step, acquire, release, record_event, account, server, check_wipe, events]
+    choices: [register_server, set_phase, register_account, start_move, set_step, acquire, release, record_event,
+              record_wiped, account, server, check_wipe, events, leases]
   server:
-    description: Server name (register_server, set_phase, server, check_wipe; optional for record_event).
+    description:
+      - Server name (register_server, set_phase, server, check_wipe, record_wiped; optional for record_event).
+      - For leases, only the leases of that customer server.
     type: str
   infrastructure_version:
     description: Infrastructure version of the server (register_server).
@@ -171,6 +174,21 @@ event:
 events:
   description: Events, oldest first, of the account, server, kind and move given (events).
   returned: operation events
+  type: list
+  elements: dict
+removed_copies:
+  description: Accounts whose copy on the server is recorded as removed by the wipe (record_wiped).
+  returned: operation record_wiped
+  type: list
+  elements: str
+leases:
+  description: Leases of transit servers, oldest first (leases).
+  returned: operation leases
+  type: list
+  elements: dict
+waiting:
+  description: The waiting list of lease requests, first in line first (leases).
+  returned: operation leases
   type: list
   elements: dict
 """
