@@ -20,16 +20,17 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 import contextlib
+import ipaddress
 from datetime import timedelta
 
 from ansible_collections.hosting.migration.plugins.module_utils import ledger_leases, ledger_locks, ledger_moves
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_backend import open_backend
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_errors import (
     AccountConflict, IllegalTransition, InvalidRequest, LedgerBusy, LedgerError, LedgerUnavailable,
-    LockHeld, LockNotHeld, MoveConflict, MoveRefused, NotFound, NotLeased, OnlyVerifiedCopy, SchemaTooNew,
-    UnknownAccount, UnknownMove, UnknownServer)
+    LockHeld, LockNotHeld, MoveConflict, MoveRefused, NotFound, NotLeased, OnlyVerifiedCopy, ReinstallRefused,
+    SchemaTooNew, UnknownAccount, UnknownMove, UnknownServer)
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_records import (
-    COPY_STATES, DIRECTIONS, FINISHED_STEPS, NEXT_STEPS, STEPS, Account, Copy, Event, Lease, LeaseRequest,
+    COPY_STATES, DIRECTIONS, FINISHED_STEPS, NEXT_STEPS, STEPS, Account, Address, Copy, Event, Lease, LeaseRequest,
     Lock, Move, PhaseChange, Server, format_time, normalise_time, utc_now)
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_rows import (
     add_event, check_copy_state, check_name, ensure_server, load_account, load_copy, load_move,
@@ -38,14 +39,21 @@ from ansible_collections.hosting.migration.plugins.module_utils.ledger_schema im
 
 # Callers import everything from this module.
 __all__ = [
-    "Ledger", "Account", "Copy", "Event", "Lease", "LeaseRequest", "Lock", "Move", "PhaseChange", "Server",
+    "Ledger", "Account", "Address", "Copy", "Event", "Lease", "LeaseRequest", "Lock", "Move", "PhaseChange", "Server",
     "COPY_STATES", "DIRECTIONS", "FINISHED_STEPS", "NEXT_STEPS", "STEPS", "MIGRATIONS",
     "AccountConflict", "IllegalTransition", "InvalidRequest", "LedgerBusy", "LedgerError",
-    "LedgerUnavailable", "LockHeld", "LockNotHeld", "MoveConflict", "MoveRefused", "NotFound", "NotLeased",
+    "LedgerUnavailable", "LockHeld", "LockNotHeld", "MoveConflict", "MoveRefused", "NotFound", "NotLeased", "ReinstallRefused",
     "OnlyVerifiedCopy", "SchemaTooNew", "UnknownAccount", "UnknownMove", "UnknownServer",
 ]
 
 UNFINISHED = "step NOT IN ('done', 'rolled_back', 'failed')"
+
+
+def _normal_address(text):
+    try:
+        return str(ipaddress.ip_address(str(text).strip()))
+    except ValueError:
+        raise InvalidRequest("%r is not an IP address" % (text,)) from None
 
 
 class Ledger:
@@ -333,6 +341,81 @@ class Ledger:
         where = " WHERE " + " AND ".join(filters) if filters else ""
         rows = self._db.rows("SELECT * FROM events%s ORDER BY id" % where, params)
         return [Event.from_row(row) for row in rows]
+
+    # Service addresses and where they are routed
+
+    def register_address(self, address, home_server):
+        """Record a service address of ``home_server`` (routed to it); again changes nothing."""
+        address = _normal_address(address)
+        check_name(home_server, "the server")
+        now = self._now()
+
+        def change():
+            ensure_server(self._db, now, home_server)
+            found = self._db.row("SELECT * FROM addresses WHERE address = ?", (address,))
+            if found is not None:
+                if found["home_server"] != home_server:
+                    raise InvalidRequest("address %s belongs to %s, not %s" % (address, found["home_server"], home_server))
+                return Address(**found)
+            self._db.run("INSERT INTO addresses (address, home_server, routed_to, changed_at) VALUES (?, ?, ?, ?)",
+                         (address, home_server, home_server, now))
+            add_event(self._db, now, "address.registered", server=home_server, details={"address": address})
+            return Address(**self._db.row("SELECT * FROM addresses WHERE address = ?", (address,)))
+        return self._db.write(change)
+
+    def route_address(self, address, routed_to, switch_s=None):
+        """Record that ``address`` now reaches ``routed_to`` (with the measured switch time)."""
+        address = _normal_address(address)
+        check_name(routed_to, "the server")
+        now = self._now()
+
+        def change():
+            found = self._db.row("SELECT * FROM addresses WHERE address = ?", (address,))
+            if found is None:
+                raise NotFound("address %s is not recorded; register it with its server first" % address)
+            if found["routed_to"] == routed_to:
+                return Address(**found)
+            ensure_server(self._db, now, routed_to)
+            self._db.run("UPDATE addresses SET routed_to = ?, changed_at = ?, switch_s = ? WHERE address = ?",
+                         (routed_to, now, None if switch_s is None else str(switch_s), address))
+            add_event(self._db, now, "address.rerouted", server=found["home_server"], details={
+                "address": address, "from": found["routed_to"], "to": routed_to, "switch_s": switch_s})
+            return Address(**self._db.row("SELECT * FROM addresses WHERE address = ?", (address,)))
+        return self._db.write(change)
+
+    def addresses_of_any(self, address):
+        """The record of ``address`` as a list (empty when it is not recorded)."""
+        rows = self._db.rows("SELECT * FROM addresses WHERE address = ?", (_normal_address(address),))
+        return [Address(**row) for row in rows]
+
+    def addresses_of(self, server):
+        """The service addresses whose home is ``server``."""
+        rows = self._db.rows("SELECT * FROM addresses WHERE home_server = ? ORDER BY address", (server,))
+        return [Address(**row) for row in rows]
+
+    def check_reinstall(self, server):
+        """Raise ReinstallRefused unless ``server`` can be reinstalled: every account whose home
+        it is lives on another server with a verified copy there, nothing is served from it or
+        only verified on it, and every one of its service addresses is routed elsewhere. The
+        error's ``missing`` lists each reason as a sentence."""
+        missing = []
+        for account in self.accounts_of(server):
+            if account.live_server == server:
+                missing.append("account %s is still served from %s" % (account.name, server))
+                continue
+            copies = {copy.server: copy.state for copy in self.copies(account.name)}
+            if copies.get(account.live_server) != "verified":
+                missing.append("account %s has no verified copy on %s, where it is served"
+                               % (account.name, account.live_server))
+        missing += ["%s holds the only verified copy of %s" % (server, name)
+                    for name in self.only_verified_copy_on(server)]
+        addresses = self.addresses_of(server)
+        if not addresses:
+            missing.append("no service address of %s is recorded" % server)
+        missing += ["address %s is still routed to %s" % (item.address, server)
+                    for item in addresses if not item.rerouted]
+        if missing:
+            raise ReinstallRefused("server %s cannot be reinstalled yet: %s" % (server, "; ".join(missing)), missing)
 
     # Leases of transit servers (ledger_leases)
 

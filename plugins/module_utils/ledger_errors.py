@@ -85,3 +85,11 @@ class LockNotHeld(LedgerError):
 
 class NotLeased(NotFound):
     """A release, or a question about a lease, for a transit server that holds no lease."""
+
+
+class ReinstallRefused(LedgerError):
+    """A server cannot be reinstalled yet; ``missing`` says why, one sentence per reason."""
+
+    def __init__(self, message, missing):
+        super(ReinstallRefused, self).__init__(message)
+        self.missing = missing

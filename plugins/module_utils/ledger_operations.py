@@ -11,7 +11,8 @@ LEDGER_ARGUMENT_SPEC = dict(
     location=dict(type="str", no_log=True),
     operation=dict(type="str", required=True, choices=[
         "register_server", "set_phase", "register_account", "start_move", "set_step", "acquire",
-        "release", "record_event", "record_wiped", "account", "server", "check_wipe", "events", "leases"]),
+        "release", "record_event", "record_wiped", "register_address", "route_address", "account", "server",
+        "check_wipe", "check_reinstall", "events", "leases", "addresses"]),
     server=dict(type="str"),
     infrastructure_version=dict(type="str"),
     phase=dict(type="str"),
@@ -32,6 +33,9 @@ LEDGER_ARGUMENT_SPEC = dict(
     ttl_s=dict(type="int", default=3600),
     kind=dict(type="str"),
     details=dict(type="dict"),
+    address=dict(type="str"),
+    routed_to=dict(type="str"),
+    switch_s=dict(type="float"),
 )
 
 # What each operation needs; the action refuses a call without it before opening the ledger.
@@ -48,12 +52,16 @@ REQUIRED = {
     "server": ("server",),
     "check_wipe": ("server",),
     "record_wiped": ("server",),
+    "register_address": ("address", "server"),
+    "route_address": ("address", "routed_to"),
+    "check_reinstall": ("server",),
+    "addresses": ("server",),
     "events": (),
     "leases": (),
 }
 
 # Operations that only read report changed=False and run in check mode.
-READ_ONLY = {"account", "server", "check_wipe", "events", "leases"}
+READ_ONLY = {"account", "server", "check_wipe", "check_reinstall", "events", "leases", "addresses"}
 
 
 class MissingArgument(ValueError):
@@ -89,6 +97,10 @@ def _write(ledger, args, gone=None):
         return {"released": ledger.release(args["lock"], args["holder"])}
     if operation == "record_wiped":
         return {"removed_copies": ledger.record_wiped(args["server"])}
+    if operation == "register_address":
+        return {"address": ledger.register_address(args["address"], args["server"]).to_dict()}
+    if operation == "route_address":
+        return {"address": ledger.route_address(args["address"], args["routed_to"], args["switch_s"]).to_dict()}
     return {"event": ledger.record_event(
         args["kind"], server=args["server"], account=args["account"], move_id=args["move_id"],
         details=args["details"]).to_dict()}
@@ -103,6 +115,11 @@ def _read(ledger, args):
         if args["move_id"] is not None:
             events = [event for event in events if event.move_id == args["move_id"]]
         return {"events": [event.to_dict() for event in events]}
+    if operation == "addresses":
+        return {"addresses": [dict(item.to_dict(), rerouted=item.rerouted) for item in ledger.addresses_of(args["server"])]}
+    if operation == "check_reinstall":
+        ledger.check_reinstall(args["server"])
+        return {"missing": []}
     if operation == "leases":
         return {"leases": [lease.to_dict() for lease in ledger.leases(customer=args["server"])],
                 "waiting": [request.to_dict() for request in ledger.waiting_list()]}
@@ -139,7 +156,7 @@ def _changed(operation, before, outcome):
         return bool(outcome["removed_copies"])
     if before is None:
         return True
-    after = outcome.get("move") or outcome.get("server") or outcome.get("account")
+    after = outcome.get("move") or outcome.get("server") or outcome.get("account") or outcome.get("address")
     return after != before
 
 
@@ -153,6 +170,9 @@ def _state_before(ledger, args):
             return ledger.server(args["server"]).to_dict()
         if operation == "register_account":
             return ledger.account(args["account"]).to_dict()
+        if operation in ("register_address", "route_address"):
+            found = [item for item in ledger.addresses_of_any(args["address"])]
+            return found[0].to_dict() if found else None
     except NotFound:
         return None
     if operation == "start_move":

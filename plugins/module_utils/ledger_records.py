@@ -267,3 +267,16 @@ class LeaseRequest(_Record):
         lease_id = None if row["lease_id"] is None else int(row["lease_id"])
         return cls(**dict(row, id=int(row["id"]), free_days=int(row["free_days"]),
                           candidates=from_json(row["candidates"]), lease_id=lease_id))
+
+
+@dataclasses.dataclass(frozen=True)
+class Address(_Record):
+    address: str
+    home_server: str
+    routed_to: str
+    changed_at: str
+    switch_s: Optional[str]
+
+    @property
+    def rerouted(self):
+        return self.routed_to != self.home_server

@@ -157,9 +157,23 @@ LEASE_TABLES = (
         WHERE state = 'waiting'""",
 )
 
+ADDRESS_TABLES = (
+    # Where each service address of a customer server is routed: to its home server, or, during a
+    # cut-over, to the transit server that serves its accounts meanwhile.
+    """CREATE TABLE addresses (
+        address TEXT PRIMARY KEY,
+        home_server TEXT NOT NULL REFERENCES servers (name),
+        routed_to TEXT NOT NULL REFERENCES servers (name),
+        changed_at TEXT NOT NULL,
+        switch_s TEXT
+    )""",
+    "CREATE INDEX addresses_by_home_server ON addresses (home_server)",
+)
+
 MIGRATIONS = (
     SchemaStep(1, "servers, accounts, copies, moves, events and locks", INITIAL_TABLES),
     SchemaStep(2, "leases of transit servers and their waiting list", LEASE_TABLES),
+    SchemaStep(3, "service addresses and where they are routed", ADDRESS_TABLES),
 )
 
 SCHEMA_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (

@@ -41,10 +41,12 @@ options:
     type: str
     required: true
     choices: [register_server, set_phase, register_account, start_move, set_step, acquire, release, record_event,
-              record_wiped, account, server, check_wipe, events, leases]
+              record_wiped, register_address, route_address, account, server, check_wipe, check_reinstall, events,
+              leases, addresses]
   server:
     description:
-      - Server name (register_server, set_phase, server, check_wipe, record_wiped; optional for record_event).
+      - Server name (register_server, set_phase, server, check_wipe, record_wiped, check_reinstall, addresses;
+        the home server for register_address; optional for record_event).
       - For leases, only the leases of that customer server.
     type: str
   infrastructure_version:
@@ -111,6 +113,15 @@ options:
   details:
     description: Details of the event (record_event).
     type: dict
+  address:
+    description: A service address, IPv4 or IPv6 (register_address, route_address).
+    type: str
+  routed_to:
+    description: The server the address reaches now (route_address).
+    type: str
+  switch_s:
+    description: The measured time the address took to answer from its new server (route_address).
+    type: float
 """
 
 EXAMPLES = r"""
@@ -176,6 +187,20 @@ events:
   returned: operation events
   type: list
   elements: dict
+address:
+  description: The address's record (C(address), C(home_server), C(routed_to), C(changed_at), C(switch_s)).
+  returned: operations register_address and route_address
+  type: dict
+addresses:
+  description: The service addresses of the server, each with C(rerouted).
+  returned: operation addresses
+  type: list
+  elements: dict
+missing:
+  description: Empty when the server may be reinstalled (check_reinstall fails naming what is missing otherwise).
+  returned: operation check_reinstall
+  type: list
+  elements: str
 removed_copies:
   description: Accounts whose copy on the server is recorded as removed by the wipe (record_wiped).
   returned: operation record_wiped

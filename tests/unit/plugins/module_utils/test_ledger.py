@@ -15,7 +15,8 @@ import pytest
 
 from ansible_collections.hosting.migration.plugins.module_utils.ledger import (
     MIGRATIONS, NEXT_STEPS, STEPS, AccountConflict, IllegalTransition, InvalidRequest, Ledger,
-    LedgerUnavailable, LockHeld, LockNotHeld, MoveConflict, MoveRefused, NotLeased, OnlyVerifiedCopy,
+    LedgerError, LedgerUnavailable, LockHeld, LockNotHeld, MoveConflict, MoveRefused, NotLeased, OnlyVerifiedCopy,
+    ReinstallRefused,
     SchemaTooNew, UnknownAccount, UnknownMove)
 from ansible_collections.hosting.migration.plugins.module_utils import ledger_locks
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_backend import (
@@ -764,3 +765,54 @@ def test_two_controllers_racing_for_the_last_free_server_exactly_one_wins(locati
     with Ledger.open(location) as ledger:
         assert [lease.customer_server for lease in ledger.leases()] == [winners[0].customer_server]
         assert [r.customer_server for r in ledger.waiting_list()] == [waiting[0].customer_server]
+
+
+# Service addresses and the reinstall guard
+
+def test_addresses_are_registered_once_and_rerouted_with_their_switch_time(ledger, clock):
+    ledger.register_server("dedicated1", "2023")
+    first = ledger.register_address("10.77.0.21", "dedicated1")
+    assert (first.routed_to, first.rerouted) == ("dedicated1", False)
+    assert ledger.register_address("10.77.0.21", "dedicated1") == first
+    assert ledger.register_address("fd77:7:0::21", "dedicated1").address == "fd77:7::21"
+    clock.advance(5)
+    moved = ledger.route_address("10.77.0.21", "transit1", switch_s=0.412)
+    assert (moved.routed_to, moved.switch_s, moved.rerouted, moved.changed_at) == (
+        "transit1", "0.412", True, "2025-03-01T12:00:05.000000Z")
+    assert ledger.route_address("10.77.0.21", "transit1") == moved  # again: nothing changes
+    event = ledger.events(kind="address.rerouted")[0]
+    assert event.details == {"address": "10.77.0.21", "from": "dedicated1", "to": "transit1", "switch_s": 0.412}
+    assert [a.address for a in ledger.addresses_of("dedicated1")] == ["10.77.0.21", "fd77:7::21"]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda l: l.register_address("10.77.0.300", "dedicated1"), "is not an IP address"),
+    (lambda l: l.register_address("10.77.0.21", "dedicated2"), "belongs to dedicated1, not dedicated2"),
+    (lambda l: l.route_address("10.77.0.99", "transit1"), "10.77.0.99 is not recorded"),
+])
+def test_bad_address_requests_are_refused(ledger, call, message):
+    ledger.register_address("10.77.0.21", "dedicated1")
+    with pytest.raises(LedgerError, match=message):
+        call(ledger)
+
+
+def test_a_reinstall_is_refused_until_everything_lives_elsewhere_and_the_addresses_moved(ledger):
+    move = move_at(ledger, "verified")  # alice, dedicated1 -> transit1
+    ledger.register_address("10.77.0.21", "dedicated1")
+    with pytest.raises(ReinstallRefused) as refused:
+        ledger.check_reinstall("dedicated1")
+    assert refused.value.missing == [
+        "account alice is still served from dedicated1",
+        "address 10.77.0.21 is still routed to dedicated1",
+    ]
+    go(ledger, move, ["switched", "done"])
+    with pytest.raises(ReinstallRefused, match="cannot be reinstalled yet: address 10.77.0.21 is still routed"):
+        ledger.check_reinstall("dedicated1")
+    ledger.route_address("10.77.0.21", "transit1")
+    ledger.check_reinstall("dedicated1")
+
+
+def test_a_reinstall_needs_recorded_addresses(ledger):
+    new_account(ledger)
+    with pytest.raises(ReinstallRefused, match="no service address of dedicated1 is recorded"):
+        ledger.check_reinstall("dedicated1")

@@ -70,3 +70,22 @@ def test_events_are_read_back_by_account_kind_and_move(ledger):
 
     assert found["changed"] is False
     assert [event["details"] for event in found["events"]] == [{"changes": [{"name": "alice.hosted.test"}]}]
+
+
+def test_addresses_registered_and_rerouted_report_changes_once(ledger):
+    first = call(ledger, operation="register_address", address="10.77.0.21", server="dedicated1")
+    again = call(ledger, operation="register_address", address="10.77.0.21", server="dedicated1")
+    assert first["changed"] and not again["changed"]
+    moved = call(ledger, operation="route_address", address="10.77.0.21", routed_to="transit1", switch_s=0.25)
+    repeat = call(ledger, operation="route_address", address="10.77.0.21", routed_to="transit1")
+    assert moved["changed"] and not repeat["changed"]
+    assert moved["address"]["switch_s"] == "0.25"
+    listed = call(ledger, operation="addresses", server="dedicated1")
+    assert (listed["changed"], listed["addresses"][0]["rerouted"]) == (False, True)
+
+
+def test_check_reinstall_names_what_is_missing(ledger):
+    from ansible_collections.hosting.migration.plugins.module_utils.ledger import ReinstallRefused
+    with pytest.raises(ReinstallRefused, match="account alice is still served from dedicated1; dedicated1 holds the only verified copy of alice; "
+                       "no service address of dedicated1 is recorded"):
+        call(ledger, operation="check_reinstall", server="dedicated1")
