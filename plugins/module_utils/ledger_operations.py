@@ -171,7 +171,7 @@ def _state_before(ledger, args):
         if operation == "register_account":
             return ledger.account(args["account"]).to_dict()
         if operation in ("register_address", "route_address"):
-            found = [item for item in ledger.addresses_of_any(args["address"])]
+            found = ledger.addresses_of_any(args["address"])
             return found[0].to_dict() if found else None
     except NotFound:
         return None
