@@ -12,7 +12,7 @@ LEDGER_ARGUMENT_SPEC = dict(
     operation=dict(type="str", required=True, choices=[
         "register_server", "set_phase", "register_account", "start_move", "set_step", "acquire",
         "release", "record_event", "record_wiped", "register_address", "route_address", "account", "server",
-        "check_wipe", "check_reinstall", "events", "leases", "addresses"]),
+        "check_wipe", "check_reinstall", "events", "leases", "addresses", "accounts"]),
     server=dict(type="str"),
     infrastructure_version=dict(type="str"),
     phase=dict(type="str"),
@@ -56,12 +56,13 @@ REQUIRED = {
     "route_address": ("address", "routed_to"),
     "check_reinstall": ("server",),
     "addresses": ("server",),
+    "accounts": ("server",),
     "events": (),
     "leases": (),
 }
 
 # Operations that only read report changed=False and run in check mode.
-READ_ONLY = {"account", "server", "check_wipe", "check_reinstall", "events", "leases", "addresses"}
+READ_ONLY = {"account", "server", "check_wipe", "check_reinstall", "events", "leases", "addresses", "accounts"}
 
 
 class MissingArgument(ValueError):
@@ -115,6 +116,8 @@ def _read(ledger, args):
         if args["move_id"] is not None:
             events = [event for event in events if event.move_id == args["move_id"]]
         return {"events": [event.to_dict() for event in events]}
+    if operation == "accounts":
+        return {"accounts": [account.to_dict() for account in ledger.accounts_of(args["server"])]}
     if operation == "addresses":
         return {"addresses": [dict(item.to_dict(), rerouted=item.rerouted) for item in ledger.addresses_of(args["server"])]}
     if operation == "check_reinstall":

@@ -42,10 +42,10 @@ options:
     required: true
     choices: [register_server, set_phase, register_account, start_move, set_step, acquire, release, record_event,
               record_wiped, register_address, route_address, account, server, check_wipe, check_reinstall, events,
-              leases, addresses]
+              leases, addresses, accounts]
   server:
     description:
-      - Server name (register_server, set_phase, server, check_wipe, record_wiped, check_reinstall, addresses;
+      - Server name (register_server, set_phase, server, check_wipe, record_wiped, check_reinstall, addresses, accounts;
         the home server for register_address; optional for record_event).
       - For leases, only the leases of that customer server.
     type: str
@@ -191,6 +191,11 @@ address:
   description: The address's record (C(address), C(home_server), C(routed_to), C(changed_at), C(switch_s)).
   returned: operations register_address and route_address
   type: dict
+accounts:
+  description: The accounts whose home is the server, each with its C(live_server) (accounts).
+  returned: operation accounts
+  type: list
+  elements: dict
 addresses:
   description: The service addresses of the server, each with C(rerouted).
   returned: operation addresses
