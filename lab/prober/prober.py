@@ -605,6 +605,8 @@ def cmd_outside(args: argparse.Namespace) -> int:
     records = read_timeline(args.timeline)
     if args.since is not None:
         records = (record for record in records if record["t"] >= args.since)
+    if args.via is not None:
+        records = (record for record in records if record["via"] == args.via)
     outside = failures_outside(records, windows)
     print(json.dumps({"failures_outside": len(outside), "first": outside[:10]}, indent=2))
     return 0
@@ -651,6 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
     outside.add_argument("--since", type=float, metavar="UNIX_T", help="only requests started at or after this time")
     outside.add_argument("--windows", type=Path, required=True,
                          help='JSON file {"account": [[start, end], ...]}: when failures are allowed (unix times or ISO 8601)')
+    outside.add_argument("--via", choices=["ip", "dns"], help="only requests by service address (ip) or by DNS name (dns)")
     outside.set_defaults(func=cmd_outside)
     return parser
 

@@ -374,3 +374,18 @@ def test_failures_outside_the_allowed_windows():
     ]
     outside = prober.failures_outside(records, {"alice": [[9.0, 11.0]]})
     assert [(r["account"], r["t"]) for r in outside] == [("alice", 15.0), ("bob", 12.0)]
+
+
+def test_outside_can_count_only_the_requests_by_name(tmp_path, capsys):
+    timeline = tmp_path / "timeline.jsonl"
+    timeline.write_text("\n".join(json.dumps(record) for record in [
+        {"t": 10.0, "account": "alice", "via": "ip", "ok": False},
+        {"t": 11.0, "account": "alice", "via": "dns", "ok": False},
+        {"t": 12.0, "account": "alice", "via": "dns", "ok": True},
+    ]) + "\n")
+    windows = tmp_path / "windows.json"
+    windows.write_text(json.dumps({"alice": [[10.5, 10.9]]}))
+    for via, expected in ((None, 2), ("dns", 1), ("ip", 1)):
+        argv = ["outside", "--timeline", str(timeline), "--windows", str(windows)] + (["--via", via] if via else [])
+        assert prober.main(argv) == 0
+        assert json.loads(capsys.readouterr().out)["failures_outside"] == expected
