@@ -50,6 +50,9 @@ NGINX_SITES_KEPT = ("default",)
 PHP_POOLS_KEPT = ("www.conf",)
 # Where an account's processes leave files outside its home (PHP's open_basedir allows /tmp).
 TEMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/var/lib/php/sessions")
+# The server's own logs hold the customer's visitors' requests and the errors of its sites: emptied
+# in place (owner and mode kept, for the services that write them), their rotated copies removed.
+SERVICE_LOGS = ("/var/log/nginx/access.log", "/var/log/nginx/error.log", "/var/log/php*-fpm.log")
 NOT_HOMES = ("lost+found",)
 
 _NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -95,6 +98,7 @@ class WipeLayout:
     authorized_keys: str = AUTHORIZED_KEYS
     transfers_dir: str = CONFIG_DIR
     transfer_log: str = LOG_PATH
+    service_logs: Tuple[str, ...] = SERVICE_LOGS
     temp_dirs: Tuple[str, ...] = TEMP_DIRS
     mariadb: Optional[Tuple[str, ...]] = ("mariadb",)
     psql: Optional[Tuple[str, ...]] = ("runuser", "-u", "postgres", "--", "psql")
@@ -171,6 +175,7 @@ class Scan:
     transfer_logs: List[Tuple[str, int]]
     databases: Dict[str, List[str]]
     database_users: Dict[str, List[Tuple[str, Optional[str]]]]
+    service_logs: List[Tuple[str, int, bool]] = field(default_factory=list)
 
     def system_names(self, layout):
         """Users of the system (not accounts): never removed, nor anything named after them."""
@@ -204,12 +209,7 @@ def scan(layout, runner, exclude=()):
             info = _lstat(layout, "%s/%s" % (directory, name))
             if info is not None and layout.in_range(info.st_uid):
                 temp_files.append(("%s/%s" % (directory, name), info.st_uid))
-    logs = []
-    for path in [layout.transfer_log] + sorted(glob.glob(glob.escape(layout.path(layout.transfer_log)) + ".*")):
-        server_path = path if path == layout.transfer_log else "/" + os.path.relpath(path, layout.root)
-        info = _lstat(layout, server_path)
-        if info is not None:
-            logs.append((server_path, info.st_size))
+    logs = [(path, size) for path, size, _main in _scan_logs(layout, [layout.transfer_log], pattern=False)]
     return Scan(
         users=users, groups=groups, spec_files=spec_files,
         state_files=_listdir(layout, layout.state_dir),
@@ -226,9 +226,25 @@ def scan(layout, runner, exclude=()):
         transfer_configs=["%s/%s" % (layout.transfers_dir, name) for name in _listdir(layout, layout.transfers_dir)
                           if name.endswith(".json")],
         transfer_logs=logs,
+        service_logs=_scan_logs(layout, layout.service_logs),
         databases={MARIADB: _mariadb_databases(layout, runner), POSTGRESQL: _postgresql_databases(layout, runner)},
         database_users={MARIADB: _mariadb_users(layout, runner), POSTGRESQL: _postgresql_roles(layout, runner)},
     )
+
+
+def _scan_logs(layout, logs, pattern=True):
+    """(path, size, main) of each log of ``logs`` (glob patterns unless ``pattern`` is false) and
+    of its rotated copies (``.1``, ``.2.gz``...): main is true for the log itself."""
+    found = []
+    for log in logs:
+        mains = sorted(glob.glob(layout.path(log))) if pattern else [layout.path(log)]
+        for main in mains:
+            for path in [main] + sorted(glob.glob(glob.escape(main) + ".*")):
+                server_path = "/" + os.path.relpath(path, layout.root)
+                info = _lstat(layout, server_path)
+                if info is not None and stat.S_ISREG(info.st_mode):
+                    found.append((server_path, info.st_size, path == main))
+    return found
 
 
 def _account_range_processes(layout, exclude):
@@ -534,6 +550,7 @@ def leftovers(found, layout):
              if size and path == layout.transfer_log]
     left += ["Rotated transfer log %s is still there." % path for path, _size in found.transfer_logs
              if path != layout.transfer_log]
+    # The service logs are not checked: nginx and PHP-FPM write to them again at once.
     return left
 
 
@@ -677,7 +694,8 @@ def wipe(layout, runner, confirm, hostname=None, check_only=False, signals=None,
                          if path != layout.transfer_log])
     other = (["process %d (%s) of UID %d" % (process.pid, process.name, _range_uid(process, layout))
               for process in other_processes]
-             + ["temporary file %s (owner UID %d)" % entry for entry in other_files])
+             + ["temporary file %s (owner UID %d)" % entry for entry in other_files]
+             + _log_items(before.service_logs))
     warnings = ["%s; the account is wiped by its name" % plan.spec_problem for plan in plans if plan.spec_problem]
     if check_only:
         return {"removed": {"accounts": [{"name": plan.name, "removed": plan.items()} for plan in plans],
@@ -696,6 +714,11 @@ def wipe(layout, runner, confirm, hostname=None, check_only=False, signals=None,
     _remove_data(run, plans, removed)
     _remove_identities(run, plans, removed)
     transfers_removed = _remove_transfer_credentials(run, before)
+    for (path, size, main), item in zip(before.service_logs, _log_items(before.service_logs, every=True)):
+        if main and size:
+            run.attempt(other_removed, item, _truncate, layout.path(path))
+        elif not main:
+            run.attempt(other_removed, item, remove_path, layout, path)
 
     after = scan(layout, runner, exclude)
     accounts = [{"name": plan.name, "removed": removed[plan.name]} for plan in plans]
@@ -823,6 +846,17 @@ def _remove_transfer_credentials(run, found):
         else:
             run.attempt(done, "rotated transfer log %s" % path, remove_path, layout, path)
     return done
+
+
+def _log_items(logs, every=False):
+    """What the wipe does to each log, in words (with ``every``, also "" for an empty log)."""
+    items = []
+    for path, size, main in logs:
+        if main:
+            items.append("log %s (%d bytes emptied)" % (path, size) if size else "")
+        else:
+            items.append("rotated log %s" % path)
+    return items if every else [item for item in items if item]
 
 
 def _truncate(path):

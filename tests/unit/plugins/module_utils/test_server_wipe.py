@@ -371,6 +371,33 @@ def test_order_sites_then_nginx_pools_then_php_homes_before_users_databases_befo
     assert writes[-3:] == ["userdel alice", "userdel bob", "groupdel shared"]
 
 
+def test_the_logs_of_the_web_server_and_php_fpm_are_emptied_in_place_and_their_rotations_removed(server):
+    write(server, "/var/log/nginx/access.log", "10.77.0.1 GET /alice/ 200\n", uid=33, gid=4, mode=0o640)
+    write(server, "/var/log/nginx/access.log.1", "older\n", uid=33, gid=4, mode=0o640)
+    write(server, "/var/log/nginx/access.log.2.gz", "gz", uid=33, gid=4, mode=0o640)
+    write(server, "/var/log/nginx/error.log", "", uid=33, gid=4, mode=0o640)
+    write(server, "/var/log/php8.4-fpm.log", "pool account-alice exited\n", mode=0o600)
+    write(server, "/var/log/syslog", "kept\n")
+
+    fake = Server(server)
+    result = run_wipe(server, fake, signals=FakeSignals(server))
+
+    assert [item for item in result["removed"]["other"] if "log" in item] == [
+        "log /var/log/nginx/access.log (26 bytes emptied)",
+        "rotated log /var/log/nginx/access.log.1",
+        "rotated log /var/log/nginx/access.log.2.gz",
+        "log /var/log/php8.4-fpm.log (26 bytes emptied)",
+    ]
+    access = server / "var/log/nginx/access.log"
+    assert access.read_text() == "" and (access.stat().st_uid, oct(access.stat().st_mode & 0o777)) == (33, "0o640")
+    assert (server / "var/log/php8.4-fpm.log").read_text() == ""
+    assert not os.path.lexists(server / "var/log/nginx/access.log.1")
+    assert (server / "var/log/syslog").read_text() == "kept\n"
+    # Written to again right after: not a leftover (the services log every request).
+    access.write_text("10.77.0.1 GET / 404\n")
+    assert run_wipe(server, fake, check_only=True)["found"] == []
+
+
 def test_a_second_run_on_a_clean_server_changes_nothing(server):
     run_wipe(server, Server(server))
     fake = Server(server)
