@@ -5,6 +5,7 @@
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+from ansible_collections.hosting.migration.plugins.module_utils import migration_progress
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_errors import NotFound
 
 LEDGER_ARGUMENT_SPEC = dict(
@@ -12,7 +13,7 @@ LEDGER_ARGUMENT_SPEC = dict(
     operation=dict(type="str", required=True, choices=[
         "register_server", "set_phase", "register_account", "start_move", "set_step", "acquire",
         "release", "record_event", "record_wiped", "register_address", "route_address", "account", "server",
-        "check_wipe", "check_reinstall", "events", "leases", "addresses", "accounts"]),
+        "check_wipe", "check_reinstall", "events", "leases", "addresses", "accounts", "progress"]),
     server=dict(type="str"),
     infrastructure_version=dict(type="str"),
     phase=dict(type="str"),
@@ -57,12 +58,14 @@ REQUIRED = {
     "check_reinstall": ("server",),
     "addresses": ("server",),
     "accounts": ("server",),
+    "progress": ("server", "infrastructure_version"),
     "events": (),
     "leases": (),
 }
 
 # Operations that only read report changed=False and run in check mode.
-READ_ONLY = {"account", "server", "check_wipe", "check_reinstall", "events", "leases", "addresses", "accounts"}
+READ_ONLY = {"account", "server", "check_wipe", "check_reinstall", "events", "leases", "addresses", "accounts",
+             "progress"}
 
 
 class MissingArgument(ValueError):
@@ -116,6 +119,10 @@ def _read(ledger, args):
         if args["move_id"] is not None:
             events = [event for event in events if event.move_id == args["move_id"]]
         return {"events": [event.to_dict() for event in events]}
+    if operation == "progress":
+        phases, transit = migration_progress.progress(ledger, args["server"], args["infrastructure_version"])
+        return {"phases": phases, "transit": transit,
+                "plan": migration_progress.plan_text(args["server"], phases, transit)}
     if operation == "accounts":
         return {"accounts": [account.to_dict() for account in ledger.accounts_of(args["server"])]}
     if operation == "addresses":

@@ -42,7 +42,7 @@ options:
     required: true
     choices: [register_server, set_phase, register_account, start_move, set_step, acquire, release, record_event,
               record_wiped, register_address, route_address, account, server, check_wipe, check_reinstall, events,
-              leases, addresses, accounts]
+              leases, addresses, accounts, progress]
   server:
     description:
       - Server name (register_server, set_phase, server, check_wipe, record_wiped, check_reinstall, addresses, accounts;
@@ -50,7 +50,7 @@ options:
       - For leases, only the leases of that customer server.
     type: str
   infrastructure_version:
-    description: Infrastructure version of the server (register_server).
+    description: Infrastructure version of the server (register_server); the version it migrates to (progress).
     type: str
   phase:
     description: Phase of the server's migration (set_phase).
@@ -191,6 +191,21 @@ address:
   description: The address's record (C(address), C(home_server), C(routed_to), C(changed_at), C(switch_s)).
   returned: operations register_address and route_address
   type: dict
+phases:
+  description:
+    - The phases of the server's required migration in order, each with C(phase), C(title),
+      C(done) and C(left) (the accounts or addresses still to do) (progress).
+  returned: operation progress
+  type: list
+  elements: dict
+plan:
+  description: The same as text, one line per phase (progress).
+  returned: operation progress
+  type: str
+transit:
+  description: The transit server of the server's latest lease, or null (progress).
+  returned: operation progress
+  type: str
 accounts:
   description: The accounts whose home is the server, each with its C(live_server) (accounts).
   returned: operation accounts
