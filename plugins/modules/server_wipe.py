@@ -31,8 +31,8 @@ description:
   - The account render writes no log file per account; nginx and PHP-FPM log to the server's
     shared logs (C(/var/log/nginx/access.log), C(error.log), C(/var/log/php*-fpm.log)), which hold
     the customer's visitors' requests - they are emptied in place (owner and mode kept) and their
-    rotated copies removed. They are not part of the check: the services write to them again at
-    once.
+    rotated copies removed. They are not part of the check, since the services write to them again
+    at once.
   - Transfer credentials - everything in C(/root/.ssh/hosting-migration/), the lines of
     C(/root/.ssh/authorized_keys) whose comment starts with C(hosting-migration:) (every other
     line is kept byte for byte; the file is replaced in one rename, under the lock that

@@ -2,6 +2,7 @@
 """Interrupt a playbook run at a chosen point of an account's move, for the fault tests.
 
     interrupt.py --ledger LOCATION --account NAME --at STEP [--when CHECK] [--then COMMAND] -- ansible-playbook ...
+    interrupt.py --ledger LOCATION --event "kind=move.step account=bob to=frozen" [...] -- ansible-playbook ...
 
 Starts the command in its own session, watches the ledger every 50 ms and, as soon as the
 account's newest move reaches STEP (planned, precopied, frozen, synced, verified, switched) and,
@@ -12,6 +13,10 @@ with --when, the shell command CHECK succeeds (polled every 50 ms; say, until th
     rescue, no always, no lock released), like a crashed or killed controller;
   * with --then: runs COMMAND (say ``podman restart transit1``: the target reboots) and lets the
     playbook go on and fail on its own.
+
+With --event instead of --account/--at, it acts on the first event recorded after it started whose
+fields match every KEY=VALUE (kind, account, server, or a key of the event's details; e.g.
+"kind=server.phase server=dedicated1 phase=reinstalling", "kind=address.rerouted").
 
 Prints one JSON line: whether the point was reached, the step seen, the playbook's exit status and
 the tail of its output. Exits 0 only when the point was reached and acted on; 1 when the playbook
@@ -44,6 +49,37 @@ def newest_step(location, account, after_id):
     return moves[-1].step if moves else None
 
 
+def _matches(event, wanted):
+    fields = {"kind": event.kind, "account": event.account, "server": event.server}
+    for key, value in wanted.items():
+        found = fields[key] if key in fields else (event.details or {}).get(key)
+        if str(found) != value:
+            return False
+    return True
+
+
+def matching_event(location, wanted, after_id):
+    """The kind of the first event after ``after_id`` matching ``wanted`` (None if none yet)."""
+    try:
+        with Ledger.open(location) as ledger:
+            events = [event for event in ledger.events() if event.id > after_id]
+    except LedgerError:
+        return None
+    for event in events:
+        if _matches(event, wanted):
+            return event.kind
+    return None
+
+
+def last_event_id(location):
+    try:
+        with Ledger.open(location) as ledger:
+            events = ledger.events()
+    except LedgerError:
+        return 0
+    return events[-1].id if events else 0
+
+
 def last_move_id(location, account):
     try:
         with Ledger.open(location) as ledger:
@@ -56,8 +92,9 @@ def last_move_id(location, account):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ledger", required=True)
-    parser.add_argument("--account", required=True)
-    parser.add_argument("--at", required=True, help="the move step at which to act")
+    parser.add_argument("--account", help="the account whose move is watched (with --at)")
+    parser.add_argument("--at", help="the move step at which to act")
+    parser.add_argument("--event", help='act on the first new event matching "KEY=VALUE ..." instead')
     parser.add_argument("--then", help="a command to run at that point instead of killing the playbook")
     parser.add_argument("--when", help="a shell command that must also succeed before acting")
     parser.add_argument("--log", default="/dev/null", help="where the playbook's output goes")
@@ -67,19 +104,37 @@ def main():
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the command to run after --")
+    if bool(args.event) == bool(args.account and args.at):
+        parser.error("give either --account and --at, or --event")
 
-    # A resumed move continues the same move record; a fresh one starts a new record.
-    baseline = last_move_id(args.ledger, args.account)
-    resumable = newest_step(args.ledger, args.account, baseline - 1) if baseline else None
-    after = baseline - 1 if resumable not in (None, "done", "rolled_back", "failed") else baseline
+    if args.event:
+        try:
+            wanted = dict(token.split("=", 1) for token in args.event.split())
+        except ValueError:
+            parser.error("--event takes KEY=VALUE words")
+        after = last_event_id(args.ledger)
+
+        def watch():
+            kind = matching_event(args.ledger, wanted, after)
+            return kind, kind is not None
+    else:
+        # A resumed move continues the same move record; a fresh one starts a new record.
+        baseline = last_move_id(args.ledger, args.account)
+        resumable = newest_step(args.ledger, args.account, baseline - 1) if baseline else None
+        after = baseline - 1 if resumable not in (None, "done", "rolled_back", "failed") else baseline
+
+        def watch():
+            step = newest_step(args.ledger, args.account, after)
+            return step, step == args.at
 
     started = time.monotonic()
     seen, hit, acted = None, False, None
     with open(args.log, "ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         while process.poll() is None and time.monotonic() - started < args.timeout:
-            seen = newest_step(args.ledger, args.account, after) or seen
-            hit = seen == args.at and (not args.when or subprocess.run(
+            label, matched = watch()
+            seen = label or seen
+            hit = matched and (not args.when or subprocess.run(
                 ["sh", "-c", args.when], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 check=False).returncode == 0)
             if hit:
