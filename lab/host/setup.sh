@@ -6,9 +6,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 need_gib=${LAB_MIN_FREE_GIB:-6}
 packages=(podman runc netavark aardvark-dns iptables debootstrap iputils-arping
   openssh-client python3-venv ca-certificates
-  # The unit tests start their own BIND, PostgreSQL and sshd on loopback and copy with rsync;
+  # The unit tests start their own BIND, PostgreSQL, MariaDB and sshd on loopback and copy with rsync;
   # the fault tests watch sites with curl.
-  bind9 postgresql rsync openssh-server curl)
+  bind9 postgresql mariadb-server rsync openssh-server curl)
 
 fail() { echo "lab setup: $*" >&2; exit 1; }
 

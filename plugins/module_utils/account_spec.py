@@ -69,6 +69,10 @@ RESERVED_NAMES = frozenset((
 ))
 # Whole families of system names.
 RESERVED_PREFIXES = ("systemd-",)
+# The scratch databases of the test imports on a database test server are named this prefix and
+# a random suffix (transfer_endpoint.SCRATCH_PREFIX, the same string): no account database may
+# start with it, so that a scratch name can never be an account's database.
+SCRATCH_DATABASE_PREFIX = "hmtest_"
 
 _NAME_RE = re.compile(r"[a-z][a-z0-9_-]*")
 _SITE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -350,6 +354,9 @@ class _Validator:
                                "use lower-case letters, digits, '_' and '-', starting with a letter")
         if is_reserved_name(name):
             self.fail("name", "%s is a reserved system name" % _show(name))
+        if (database_prefix(name) + "_").startswith(SCRATCH_DATABASE_PREFIX):
+            self.fail("name", "%s is reserved: its databases would have to start with %s, the prefix of the "
+                      "database test's scratch databases" % (_show(name), _show(SCRATCH_DATABASE_PREFIX)))
         expected = name + SPEC_SUFFIX
         actual = os.path.basename(self.path)
         if actual != expected:
@@ -462,6 +469,9 @@ class _Validator:
         engine = self.engine(value["engine"], _join(field, "engine"))
         prefix = database_prefix(account)
         name = self.database_identifier(value["name"], _join(field, "name"), DATABASE_NAME_MAX, prefix)
+        if name.startswith(SCRATCH_DATABASE_PREFIX):
+            self.fail(_join(field, "name"), "%s starts with %s, which is reserved for the database test's "
+                      "scratch databases" % (_show(name), _show(SCRATCH_DATABASE_PREFIX)))
         return Database(engine=engine, name=name,
                         users=self.database_users(value.get("users"), _join(field, "users"), engine, prefix))
 

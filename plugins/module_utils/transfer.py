@@ -20,6 +20,8 @@ import struct
 import tempfile
 import threading
 
+from ansible_collections.hosting.migration.plugins.module_utils.transfer_endpoint import SCRATCH_PREFIX
+
 KEY_ROOT = "/root/.ssh/hosting-migration"
 AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
 CONFIG_DIR = "/etc/hosting/transfers"
@@ -136,6 +138,9 @@ def check_database(engine, name, field="database"):
         raise TransferInputError("%s name %r is not valid: 1 to 63 lower-case letters, digits and '_'." % (field, name))
     if name in SYSTEM_DATABASES:
         raise TransferInputError("%s %r is a system database; only account databases can be copied." % (field, name))
+    if name.startswith(SCRATCH_PREFIX):
+        raise TransferInputError("%s %r starts with %s, the prefix of the test imports' scratch databases; "
+                                 "no account database may." % (field, name, SCRATCH_PREFIX))
     return name
 
 

@@ -154,10 +154,10 @@ def update_authorized_keys(path, transfer_id, new_line=None, check_mode=False):
 
 
 def check_allow(allow):
-    """The normalised list of operations: [{rsync_to: DIR} | {mariadb_restore: DB} | {postgresql_restore: DB}]."""
+    """The normalised list of operations: [{rsync_to: DIR} | {mariadb_restore: DB} | {postgresql_restore: DB}
+    | {mariadb_test: DB} | {postgresql_test: DB}]."""
     if not allow:
-        raise TransferInputError("allow is empty: name what the key may do (rsync_to, mariadb_restore, "
-                                 "postgresql_restore).")
+        raise TransferInputError("allow is empty: name what the key may do (%s)." % ", ".join(OPERATIONS))
     result = []
     for index, entry in enumerate(allow):
         field = "allow[%d]" % index

@@ -73,6 +73,10 @@ options:
         as root, with C(--sandbox) where the client has it, so that the SQL cannot run shell commands).
       - Key C(postgresql_restore), a database DB - the source may feed SQL to
         C(psql -X -q -v ON_ERROR_STOP=1 DB) run as the C(postgres) user.
+      - Keys C(mariadb_test) and C(postgresql_test), a database DB - the source may test-import the dump
+        of DB with M(hosting.migration.database_test) - the endpoint imports it into a new scratch
+        database (never into DB or any other existing database), reports the errors and warnings, and
+        drops the scratch database. For a database test server.
       - Database names are 1 to 63 lower-case letters, digits and C(_); system databases are refused.
     type: list
     elements: dict
@@ -94,6 +98,16 @@ EXAMPLES = r"""
       - mariadb_restore: alice_app
       - postgresql_restore: alice_app
   delegate_to: "{{ migration_target }}"
+
+- name: Let the source test-import alice's databases on the database test server, for an hour
+  hosting.migration.transfer_authorization:
+    transfer_id: prepare-dedicated1
+    public_key: "{{ transfer_key.public_key }}"
+    source: ["{{ hostvars[migration_server].ansible_host }}"]
+    allow:
+      - mariadb_test: alice_app
+      - postgresql_test: alice_app
+  delegate_to: dbtest1
 
 - name: Remove the authorisation once the move is done
   hosting.migration.transfer_authorization:

@@ -15,8 +15,8 @@ description:
     private key 0600) and a C(known_hosts) file there that holds only the target's host key for its
     address, and returns the public key to authorise on the target with
     M(hosting.migration.transfer_authorization).
-  - The private key never leaves the source server. M(hosting.migration.account_sync) and
-    M(hosting.migration.database_copy) use it with that C(known_hosts) file and
+  - The private key never leaves the source server. M(hosting.migration.account_sync),
+    M(hosting.migration.database_copy) and M(hosting.migration.database_test) use it with that C(known_hosts) file and
     C(StrictHostKeyChecking=yes), ignoring every other SSH configuration.
   - With O(state=absent), removes the directory and everything in it.
   - An existing key is kept (modes fixed, a lost public half rebuilt); a changed O(peer_host_key) or

@@ -519,7 +519,7 @@ def test_rendered_endpoint_runs_as_a_program(tmp_path):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     assert process.returncode == 1 and process.stdout == ""
     assert process.stderr == "hosting-migration transfer t1: refused: 'cat' is not an operation of this transfer " \
-                             "(rsync --server ..., hosting-restore ...)\n"
+                             "(rsync --server ..., hosting-restore ..., hosting-restore-test ...)\n"
 
 
 # ---------------------------------------------------------------------------------------------
