@@ -18,7 +18,7 @@ help:
 	@echo "make lab-up      bring the lab up (LAB_ACCOUNTS=N, LAB_FILES_MB=N, LAB_DB_MB=N)"
 	@echo "make lab-down    remove the lab's servers and network"
 	@echo "make lab-status  what the lab is doing"
-	@echo "make bench       run the benchmarks (results in bench/results/)"
+	@echo "make bench       run the benchmarks (BENCH=name for one; results in bench/results/)"
 
 setup: host venv
 
@@ -67,7 +67,7 @@ molecule: setup images
 	@tests/run.sh molecule
 
 bench: lab-up
-	@$(BIN)/python bench/run.py
+	@$(BIN)/python bench/run.py $(BENCH)
 
 clean:
 	rm -rf $(VENV) .collections .pytest_cache tests/output

@@ -1,21 +1,20 @@
 """Controller time of the preparation report, per account of the lab's customer server."""
-import json
-import os
 import pathlib
-import subprocess
+import sys
 import time
 
-TOP = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import lablib  # noqa: E402
 
 
 def run():
-    state = pathlib.Path(os.environ.get("HOSTING_LAB_STATE", "/var/lib/hosting-lab"))
-    accounts = len(json.loads((state / "accounts.json").read_text())["accounts"])
+    setup = lablib.ensure_lab()
+    accounts = lablib.DEFAULT["accounts"]
     started = time.monotonic()
-    subprocess.run([str(TOP / ".venv/bin/ansible-playbook"), "hosting.migration.prepare", "-i", "inventories/lab"],
-                   cwd=TOP, check=True, capture_output=True)
+    lablib.run([lablib.PLAYBOOK, "hosting.migration.prepare", "-i", "inventories/lab"])
     elapsed = time.monotonic() - started
     return [
-        {"measure": "whole playbook", "value": round(elapsed, 2), "unit": "s", "note": f"{accounts} accounts"},
-        {"measure": "per account", "value": round(elapsed / accounts, 3), "unit": "s", "note": "includes Ansible start-up"},
+        lablib.row("lab set-up", round(setup), "s", "the default lab, when it was not"),
+        lablib.row("whole playbook", round(elapsed, 2), "s", f"{accounts} accounts"),
+        lablib.row("per account", round(elapsed / accounts, 3), "s", "includes Ansible start-up"),
     ]
