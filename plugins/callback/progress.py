@@ -15,12 +15,14 @@ description:
     the phase and an estimate of the time left, from the mean duration of the moves done so far)
     and one when it is done (how long it took, its freeze window, the bytes copied).
   - Enable it with C(callbacks_enabled = hosting.migration.progress) in C(ansible.cfg) or
-    E(ANSIBLE_CALLBACKS_ENABLED=hosting.migration.progress); it works next to any stdout callback.
+    E(ANSIBLE_CALLBACKS_ENABLED=hosting.migration.progress); it works next to any stdout callback,
+    and says nothing when the stdout callback writes JSON (its output must stay parseable).
 author: hosting.migration developers (!UNKNOWN)
 requirements:
   - enable in configuration
 """
 
+from ansible import constants as C
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.hosting.migration.plugins.module_utils.progress_tracker import ProgressTracker
@@ -35,8 +37,12 @@ class CallbackModule(CallbackBase):
     def __init__(self, *args, **kwargs):
         super(CallbackModule, self).__init__(*args, **kwargs)
         self._tracker = ProgressTracker()
+        # A machine-readable stdout (the json callbacks) must stay parseable: say nothing then.
+        self._quiet = "json" in str(C.config.get_config_value("DEFAULT_STDOUT_CALLBACK")).lower()
 
     def _say(self, lines):
+        if self._quiet:
+            return
         for line in lines:
             self._display.display(line, color="cyan")
 
