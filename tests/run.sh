@@ -56,7 +56,7 @@ unit() {
 
 # The scenarios make test runs, in this order (each replaces the lab with a fresh one). Set
 # MOLECULE_SCENARIOS to run others, e.g. MOLECULE_SCENARIOS="cutover required".
-scenarios=(${MOLECULE_SCENARIOS:-lab move faults})
+scenarios=(${MOLECULE_SCENARIOS:-lab move faults transit cutover})
 
 molecule_stage() {
   local scenario rc=0 started

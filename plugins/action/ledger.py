@@ -6,7 +6,6 @@ controller, where its SQLite file or its PostgreSQL connection lives, never on a
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.hosting.migration.plugins.module_utils.ledger import Ledger
@@ -31,6 +30,8 @@ class ActionModule(ActionBase):
             with Ledger.open(args["location"]) as ledger:
                 outcome = run_operation(ledger, args, check_mode=self._task.check_mode, gone=holder_gone)
         except (LedgerError, MissingArgument) as error:
-            raise AnsibleActionFail(str(error))
+            # A failed result, not an exception: failed_when and ignore_errors apply to it.
+            result.update(failed=True, msg=str(error))
+            return result
         result.update(outcome)
         return result

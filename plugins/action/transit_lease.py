@@ -6,7 +6,6 @@
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -33,8 +32,11 @@ class ActionModule(ActionBase):
             with Ledger.open(args["location"]) as ledger:
                 outcome = run(ledger, args, task_vars["groups"], task_vars["hostvars"], say=display.display)
         except LeaseFailed as error:
-            raise AnsibleActionFail(str(error), result=error.details)
+            # A failed result, not an exception: failed_when and ignore_errors apply to it.
+            result.update(error.details, failed=True, msg=str(error))
+            return result
         except LedgerError as error:
-            raise AnsibleActionFail(str(error))
+            result.update(failed=True, msg=str(error))
+            return result
         result.update(outcome)
         return result
