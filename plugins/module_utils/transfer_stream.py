@@ -136,6 +136,18 @@ def pipe_failure(outcome, what, producer_name, peer):
     return "Copying %s failed: %s." % (what, "; ".join(parts))
 
 
+def dump_tools(engines, which, purpose):
+    """The MariaDB dump program for ``engines`` (None without MariaDB); TransferInputError when a
+    dump tool the engines need is missing. ``purpose``: what the dumps are for, in the message."""
+    dump_tool = mariadb_dump_tool(which) if "mariadb" in engines else None
+    if "mariadb" in engines and dump_tool is None:
+        raise TransferInputError("Neither mariadb-dump nor mysqldump is installed on this server.")
+    if "postgresql" in engines and not (which("pg_dump") and which("runuser")):
+        raise TransferInputError("pg_dump (and runuser) must be installed on this server to %s PostgreSQL databases."
+                                 % purpose)
+    return dump_tool
+
+
 def run_database_copy(params, check_mode=False, key_root=KEY_ROOT, which=shutil.which, env=None):
     """What database_copy does; raises TransferError (TransferInputError before anything runs)."""
     transfer_id = check_transfer_id(params["transfer_id"])
@@ -144,12 +156,7 @@ def run_database_copy(params, check_mode=False, key_root=KEY_ROOT, which=shutil.
     databases = check_databases(params.get("databases"))
     paths = key_paths(transfer_id, key_root)
     require_key(paths, transfer_id)
-    engines = set(entry[0] for entry in databases)
-    dump_tool = mariadb_dump_tool(which) if "mariadb" in engines else None
-    if "mariadb" in engines and dump_tool is None:
-        raise TransferInputError("Neither mariadb-dump nor mysqldump is installed on this server.")
-    if "postgresql" in engines and not (which("pg_dump") and which("runuser")):
-        raise TransferInputError("pg_dump (and runuser) must be installed on this server to copy PostgreSQL databases.")
+    dump_tool = dump_tools(set(entry[0] for entry in databases), which, "copy")
     done, started = [], time.monotonic()
     for engine, name in databases:
         entry = dict(engine=engine, name=name, dump=dump_command(engine, name, dump_tool),

@@ -20,7 +20,7 @@ from ansible_collections.hosting.migration.plugins.module_utils.transfer import 
     first_lines, key_paths, require_key, ssh_base_command)
 from ansible_collections.hosting.migration.plugins.module_utils.transfer_endpoint import MESSAGE_CHARS
 from ansible_collections.hosting.migration.plugins.module_utils.transfer_stream import (
-    MARIADB_DUMP_OPTIONS, mariadb_dump_tool, pipe)
+    MARIADB_DUMP_OPTIONS, dump_tools, pipe)
 
 DATABASE_TEST_ARGUMENT_SPEC = dict(
     transfer_id=dict(type="str", required=True),
@@ -137,12 +137,7 @@ def run_database_test(params, check_mode=False, key_root=KEY_ROOT, which=shutil.
     databases = check_test_databases(params.get("databases"))
     paths = key_paths(transfer_id, key_root)
     require_key(paths, transfer_id)
-    engines = set(entry[0] for entry in databases)
-    dump_tool = mariadb_dump_tool(which) if "mariadb" in engines else None
-    if "mariadb" in engines and dump_tool is None:
-        raise TransferInputError("Neither mariadb-dump nor mysqldump is installed on this server.")
-    if "postgresql" in engines and not (which("pg_dump") and which("runuser")):
-        raise TransferInputError("pg_dump (and runuser) must be installed on this server to test PostgreSQL databases.")
+    dump_tool = dump_tools(set(entry[0] for entry in databases), which, "test")
     results, warnings, started = [], [], time.monotonic()
     for engine, name, account in databases:
         entry = dict(engine=engine, name=name, dump=dump_command_for_test(engine, name, dump_tool),
