@@ -58,18 +58,35 @@ unit() {
 # MOLECULE_SCENARIOS to run others, e.g. MOLECULE_SCENARIOS="cutover required".
 scenarios=(${MOLECULE_SCENARIOS:-lab move faults transit cutover})
 
+# Each scenario's output is also kept in $logs; for a failed one, the tasks that failed are
+# repeated at the very end of the run, where a CI log's tail shows them.
+logs=${TEST_LOG_DIR:-$top/tests/output/logs}
+failures=()
+
 molecule_stage() {
   local scenario rc=0 started
+  mkdir -p "$logs"
   for scenario in "${scenarios[@]}"; do
     started=$SECONDS
-    if molecule test -s "$scenario"; then
+    if molecule test -s "$scenario" 2>&1 | tee "$logs/molecule-$scenario.log"; then
       echo "=== molecule $scenario: passed in $((SECONDS - started)) s"
     else
       echo "=== molecule $scenario: FAILED in $((SECONDS - started)) s"
+      failures+=("$scenario")
       rc=1
     fi
   done
   return $rc
+}
+
+# The failed tasks of a scenario's log: each "fatal:"/"failed:" line with what follows it.
+show_failures() {
+  local scenario
+  for scenario in "${failures[@]}"; do
+    echo "=== what failed in molecule $scenario (whole log: $logs/molecule-$scenario.log)"
+    sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^ *│ \{0,1\}//' "$logs/molecule-$scenario.log" \
+      | grep -E -B 3 -A 30 '^(fatal|failed): ' | cut -c1-400 | tail -n 120
+  done
 }
 
 for stage in "${stages[@]}"; do
@@ -83,6 +100,7 @@ for stage in "${stages[@]}"; do
 done
 
 if [ "${#failed[@]}" -gt 0 ]; then
+  show_failures
   echo "FAILED stages: ${failed[*]}"
   exit 1
 fi

@@ -72,6 +72,7 @@ SERVER_REINSTALL_ARGUMENT_SPEC = dict(
     command=dict(type="path"),
     command_timeout_s=dict(type="int", default=3600),
     host_key_fingerprint=dict(type="str", no_log=False),
+    resume=dict(type="bool", default=False),
 )
 
 
@@ -276,6 +277,11 @@ class ReinstallDriver:
         """Reinstall the server (the destructive step); return when its new system boots."""
         raise NotImplementedError
 
+    def already_reinstalled(self):
+        """True when an interrupted run's reinstall demonstrably happened (the server runs the
+        target version's new system), so that resuming does not reinstall it a second time."""
+        return False
+
     def host_key(self, deadline):
         """The new system's SSH host key, learned through a path that does not trust the network."""
         raise NotImplementedError
@@ -356,6 +362,11 @@ class LabDriver(ReinstallDriver):
                                  "the cause is fixed." % (self.server, self.image, started.why()))
         # netavark switches forwarding on when a container joins a network; the lab keeps it off.
         self.runner.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0"], timeout=30)
+
+    def already_reinstalled(self):
+        found = self.runner.run(["podman", "container", "inspect", "--format",
+                                 "{{.ImageName}} {{.State.Running}}", self.server], timeout=60)
+        return found.rc == 0 and found.stdout.split() == [self.image, "true"]
 
     def _exec(self, *argv):
         return self.runner.run(["podman", "exec", self.server] + list(argv), timeout=30)
@@ -444,20 +455,30 @@ class CommandDriver(ReinstallDriver):
                                  "fingerprint from the provider's console and run again." % self.server)
         return self._scanned_key(wanted, deadline)
 
+    def already_reinstalled(self):
+        # Only a key the operator vouched for proves the new system answers; without one the
+        # script runs again (the server holds nothing the migration needs: checked before).
+        wanted = self.params.get("host_key_fingerprint")
+        return bool(wanted) and any(key.fingerprint == wanted for key in self._scan())
+
+    def _scan(self):
+        """The host keys the address answers with now (none when it does not answer)."""
+        scan = self.runner.run(["ssh-keyscan", "-T", "5", "-p", str(self.params["port"]), "-t", "ed25519,ecdsa,rsa",
+                                self.address], timeout=30)
+        keys = []
+        for line in (scan.stdout or "").splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and not fields[0].startswith("#"):
+                try:
+                    keys.append(parse_host_key(" ".join(fields[1:3]), "ssh-keyscan output"))
+                except ReinstallError:
+                    continue
+        return keys
+
     def _scanned_key(self, wanted, deadline):
         """A key read from the network, accepted only when its fingerprint is the one given."""
-        port = self.params["port"]
         while True:
-            scan = self.runner.run(["ssh-keyscan", "-T", "5", "-p", str(port), "-t", "ed25519,ecdsa,rsa",
-                                    self.address], timeout=30)
-            keys = []
-            for line in (scan.stdout or "").splitlines():
-                fields = line.split()
-                if len(fields) >= 3 and not fields[0].startswith("#"):
-                    try:
-                        keys.append(parse_host_key(" ".join(fields[1:3]), "ssh-keyscan output"))
-                    except ReinstallError:
-                        continue
+            keys = self._scan()
             for key in keys:
                 if key.fingerprint == wanted:
                     return key
@@ -526,7 +547,9 @@ def reinstall(params, runner=None, clock=None, check_mode=False):
                     msg="Would reinstall %s at version %s (%s driver)."
                         % (params["name"], params["version"], driver.name))
     started = clock.now()
-    driver.recreate()
+    resumed = bool(params.get("resume")) and driver.already_reinstalled()
+    if not resumed:
+        driver.recreate()
     recreated = clock.now()
     deadline = recreated + params["timeout_s"]
     host_key = driver.host_key(deadline)
@@ -534,8 +557,15 @@ def reinstall(params, runner=None, clock=None, check_mode=False):
     pin_host_key(params["known_hosts"], names, host_key)
     wait_for_ssh(params, address, host_key, deadline, runner, clock)
     answered = clock.now()
+    if resumed:
+        return dict(
+            changed=True, plan=plan, host_key=host_key.line, fingerprint=host_key.fingerprint, resumed=True,
+            elapsed_s=round(answered - started, 3),
+            timings=dict(recreate_s=0.0, host_key_s=round(learned - recreated, 3), ssh_s=round(answered - learned, 3)),
+            msg="%s was already reinstalled at version %s by an interrupted run (not reinstalled again); it answers "
+                "on %s with host key %s." % (params["name"], params["version"], address, host_key.fingerprint))
     return dict(
-        changed=True, plan=plan, host_key=host_key.line, fingerprint=host_key.fingerprint,
+        changed=True, plan=plan, host_key=host_key.line, fingerprint=host_key.fingerprint, resumed=False,
         elapsed_s=round(answered - started, 3),
         timings=dict(recreate_s=round(recreated - started, 3), host_key_s=round(learned - recreated, 3),
                      ssh_s=round(answered - learned, 3)),

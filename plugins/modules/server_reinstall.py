@@ -149,10 +149,22 @@ options:
       - When the script prints a key, it must have this fingerprint; when it does not, the key
         C(ssh-keyscan) fetches is accepted only if it has this fingerprint.
     type: str
+  resume:
+    description:
+      - The ledger says an earlier run started this reinstall and did not finish it (it was
+        killed, or the server did not come back in time). When the server demonstrably runs the
+        new system already, it is not reinstalled again: only its host key is learned and pinned
+        and SSH waited for (RV(resumed)).
+      - "Lab driver: the container runs from the target version's image. Command driver: the
+        address answers with the key of O(host_key_fingerprint); without a fingerprint the
+        script runs again."
+    type: bool
+    default: false
 notes:
   - The lab driver needs root (rootful podman) on the controller.
   - A server that does not answer within O(timeout_s) fails the module; the reinstall itself is
-    not undone (there is nothing to undo), and running again reinstalls again.
+    not undone (there is nothing to undo). Running again with O(resume=true) does not reinstall
+    a server that came up with its new system meanwhile.
 seealso:
   - module: hosting.migration.ledger
 """
@@ -187,6 +199,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+resumed:
+  description: True when an interrupted run's reinstall had happened and was not done again (O(resume)).
+  returned: success
+  type: bool
 host_key:
   description: The new host key (C(TYPE BASE64)), now in O(known_hosts). None in check mode.
   returned: always

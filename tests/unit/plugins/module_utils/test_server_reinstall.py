@@ -414,3 +414,65 @@ def test_command_driver_refuses_bad_options_before_running_anything(known_hosts,
 def test_the_real_runner_stops_a_script_that_outlives_its_timeout(tmp_path):
     result = sr.Runner().run(["sh", "-c", "sleep 30 & sleep 30"], timeout=0.5)
     assert result.timed_out and result.rc is None
+
+
+# --- resuming an interrupted reinstall ----------------------------------------------------------
+
+def with_container(answer, image_name, running="true"):
+    def wrapped(argv):
+        if argv[:3] == ["podman", "container", "inspect"]:
+            return ok("%s %s\n" % (image_name, running)) if image_name else failed("no such container", rc=125)
+        return answer(argv)
+    return wrapped
+
+
+def test_resume_does_not_reinstall_a_container_already_running_the_target_image(known_hosts):
+    clock = FakeClock()
+    runner = FakeRunner(clock, with_container(lab_answer(), "localhost/hosting-lab:2025"))
+    result = sr.reinstall(lab_params(known_hosts, resume=True), runner, clock)
+    assert runner.first("podman", "rm") == [] and runner.first("podman", "run") == []
+    assert result["resumed"] is True and "not reinstalled again" in result["msg"]
+    assert "10.77.0.20 " + NEW_KEY.line in known_hosts.read_text().splitlines()
+    assert len(runner.first("ssh")) == 1
+
+
+@pytest.mark.parametrize("image_name, running", [
+    ("localhost/hosting-lab:2023", "true"),   # killed before the recreate: the old system still runs
+    ("localhost/hosting-lab:2025", "false"),  # made but not running: made again
+    (None, ""),                               # removed, never run again
+])
+def test_resume_reinstalls_when_the_new_system_is_not_there(known_hosts, image_name, running):
+    clock = FakeClock()
+    runner = FakeRunner(clock, with_container(lab_answer(), image_name, running))
+    result = sr.reinstall(lab_params(known_hosts, resume=True), runner, clock)
+    assert len(runner.first("podman", "rm")) == 1 and len(runner.first("podman", "run")) == 1
+    assert result["resumed"] is False
+
+
+def test_without_resume_the_container_is_not_even_looked_at(known_hosts):
+    clock = FakeClock()
+    runner = FakeRunner(clock, with_container(lab_answer(), "localhost/hosting-lab:2025"))
+    result = sr.reinstall(lab_params(known_hosts), runner, clock)
+    assert runner.first("podman", "container", "inspect") == []
+    assert len(runner.first("podman", "run")) == 1 and result["resumed"] is False
+
+
+def test_command_driver_resumes_only_on_the_fingerprint_the_operator_gave(known_hosts, script):
+    clock = FakeClock()
+    runner = FakeRunner(clock, command_answer(script, scanned=(NEW_KEY,)))
+    result = sr.reinstall(command_params(known_hosts, script, resume=True, host_key_fingerprint=NEW_KEY.fingerprint),
+                          runner, clock)
+    assert runner.first(script) == [] and result["resumed"] is True
+    # The old system still answers with its old key: the script runs.
+    clock = FakeClock()
+    runner = FakeRunner(clock, command_answer(script, "host-key: %s\n" % NEW_KEY.line, scanned=(OLD_KEY,)))
+    result = sr.reinstall(command_params(known_hosts, script, resume=True, host_key_fingerprint=NEW_KEY.fingerprint),
+                          runner, clock)
+    assert len(runner.first(script)) == 1 and result["resumed"] is False
+
+
+def test_command_driver_without_fingerprint_runs_the_script_again_on_resume(known_hosts, script):
+    clock = FakeClock()
+    runner = FakeRunner(clock, command_answer(script, "host-key: %s\n" % NEW_KEY.line, scanned=(NEW_KEY,)))
+    result = sr.reinstall(command_params(known_hosts, script, resume=True), runner, clock)
+    assert len(runner.first(script)) == 1 and runner.first("ssh-keyscan") == [] and result["resumed"] is False
