@@ -10,7 +10,7 @@ PLAYBOOK := $(BIN)/ansible-playbook
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup host venv images lab-up lab-down lab-status demo test lint sanity unit molecule bench clean
+.PHONY: help setup host venv images lab-repo lab-up lab-down lab-status demo test lint sanity unit molecule bench clean
 
 help:
 	@echo "make demo        set everything up, bring the lab up and run the main job"
@@ -18,6 +18,7 @@ help:
 	@echo "make lab-up      bring the lab up (LAB_ACCOUNTS=N, LAB_FILES_MB=N, LAB_DB_MB=N)"
 	@echo "make lab-down    remove the lab's servers and network"
 	@echo "make lab-status  what the lab is doing"
+	@echo "make lab-repo    build the lab's provider package repository (lab/repo/serve.sh serves it)"
 	@echo "make bench       run the benchmarks (BENCH=name for one; results in bench/results/)"
 
 setup: host venv
@@ -39,6 +40,9 @@ $(COLLECTION_LINK):
 images: setup
 	@lab/images/build.sh 2023 & p1=$$!; lab/images/build.sh 2025 & p2=$$!; wait $$p1 && wait $$p2
 
+lab-repo: images
+	@lab/repo/build.sh
+
 lab-up: images
 	@lab/bin/lab-up.sh
 
@@ -48,8 +52,8 @@ lab-down: setup
 lab-status: venv
 	@lab/bin/status.sh
 
-demo: lab-up
-	@$(PLAYBOOK) hosting.migration.prepare -i inventories/lab
+demo: images
+	@lab/bin/demo.sh
 
 test: setup images
 	@tests/run.sh

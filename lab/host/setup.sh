@@ -8,7 +8,9 @@ packages=(podman runc netavark aardvark-dns iptables debootstrap iputils-arping
   openssh-client python3-venv ca-certificates
   # The unit tests start their own BIND, PostgreSQL, MariaDB and sshd on loopback and copy with rsync;
   # the fault tests watch sites with curl.
-  bind9 postgresql mariadb-server rsync openssh-server curl)
+  bind9 postgresql mariadb-server rsync openssh-server curl
+  # The lab's provider package repository (lab/repo/build.sh): apt-ftparchive and its signing key.
+  apt-utils gnupg)
 
 fail() { echo "lab setup: $*" >&2; exit 1; }
 

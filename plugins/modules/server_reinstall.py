@@ -153,7 +153,7 @@ options:
     description:
       - The ledger says an earlier run started this reinstall and did not finish it (it was
         killed, or the server did not come back in time). When the server demonstrably runs the
-        new system already, it is not reinstalled again: only its host key is learned and pinned
+        new system already, it is not reinstalled again; only its host key is learned and pinned
         and SSH waited for (RV(resumed)).
       - "Lab driver: the container runs from the target version's image. Command driver: the
         address answers with the key of O(host_key_fingerprint); without a fingerprint the
