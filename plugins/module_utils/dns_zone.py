@@ -249,6 +249,30 @@ def plan_restore(current_records, recorded_changes):
     return changes
 
 
+def check_left_as_recorded(changes, recorded_changes):
+    """Refuse ``changes`` when a record they touch is not as the last of ``recorded_changes`` (the
+    changes made to it earlier, in order) left it: someone changed it between two phases. Raises
+    DnsChangeRefused naming every such record, before anything is sent."""
+    left = {}
+    for change in recorded_changes:
+        left[(change.name, change.rtype)] = change
+    conflicts = []
+    for change in changes:
+        last = left.get((change.name, change.rtype))
+        if last is None:
+            continue
+        if (change.old_ttl, sort_addresses(change.old_addresses)) != (last.new_ttl, sort_addresses(last.new_addresses)):
+            conflicts.append((change, "%s is %s, but the migration left it %s" % (
+                record_label(change.name, change.rtype), _describe(change.old_ttl, change.old_addresses),
+                _describe(last.new_ttl, last.new_addresses))))
+    if conflicts:
+        raise DnsChangeRefused(
+            "not changing the records: %s; someone changed them since, so nothing was changed (put them back as "
+            "the migration left them, or restore them by hand, then run again)"
+            % "; ".join(sentence for _, sentence in conflicts),
+            zone=conflicts[0][0].zone, records=[record_label(c.name, c.rtype) for c, _ in conflicts])
+
+
 def find_conflicts(changes, current_records):
     """(change, current record or None) for every change whose record is no longer what we read."""
     current = dict(((r.name, r.rtype), r) for r in current_records)
@@ -559,24 +583,28 @@ ZONE_OPTIONS = dict(
     timeout=dict(type="int", default=DEFAULT_TIMEOUT),
 )
 
+# A change as RV(changes) returns it: what O(restore) and O(expect) take.
+_CHANGE_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    type=dict(type="str", required=True, choices=list(RTYPES), aliases=["rtype"]),
+    zone=dict(type="str"),
+    old_ttl=dict(type="int", required=True),
+    old_addresses=dict(type="list", elements="str", required=True),
+    new_ttl=dict(type="int", required=True),
+    new_addresses=dict(type="list", elements="str", required=True),
+)
+
 RECORDS_OPTIONS = dict(
     addresses=dict(type="dict"),
     ttl=dict(type="int"),
     names=dict(type="list", elements="str", default=[]),
-    restore=dict(type="list", elements="dict", options=dict(
-        name=dict(type="str", required=True),
-        type=dict(type="str", required=True, choices=list(RTYPES), aliases=["rtype"]),
-        zone=dict(type="str"),
-        old_ttl=dict(type="int", required=True),
-        old_addresses=dict(type="list", elements="str", required=True),
-        new_ttl=dict(type="int", required=True),
-        new_addresses=dict(type="list", elements="str", required=True),
-    )),
+    restore=dict(type="list", elements="dict", options=copy.deepcopy(_CHANGE_OPTIONS)),
+    expect=dict(type="list", elements="dict", options=copy.deepcopy(_CHANGE_OPTIONS)),
 )
 
 RECORDS_MODULE_KWARGS = dict(
     supports_check_mode=True,
-    mutually_exclusive=[["restore", "addresses"], ["restore", "ttl"]],
+    mutually_exclusive=[["restore", "addresses"], ["restore", "ttl"], ["restore", "expect"]],
     required_one_of=[["addresses", "restore"]],
 )
 
@@ -675,6 +703,8 @@ def run_records(params, check_mode=False, diff=False):
             check_ttl(ttl)
         current = records_pointing_at(accesses, list(mapping), names or None)
         changes = plan_changes(current, Desired(mapping, ttl))
+        if params.get("expect"):
+            check_left_as_recorded(changes, [change_from_dict(c) for c in params["expect"]])
     result = apply_changes(accesses, changes, check=check_mode)
     out = dict(changed=bool(changes), changes=changes_to_dicts(result["changes"]), zones=result["zones"],
                wait_seconds=max([c.old_ttl for c in changes] or [0]))

@@ -100,6 +100,48 @@ options:
         type: list
         elements: str
         required: true
+  expect:
+    description:
+      - Changes made earlier to these records (RV(changes) of earlier runs, in the order they were
+        made; not with O(restore)). A record about to be changed that one of them touched must
+        still be as the last of them left it (its O(expect[].new_addresses) and
+        O(expect[].new_ttl)); otherwise someone changed it between two steps of the migration,
+        and the module fails naming it, before anything is sent.
+      - The migration's playbooks give the ledger's C(dns_changed) events of the server.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The record's name.
+        type: str
+        required: true
+      type:
+        description: The record's type.
+        type: str
+        required: true
+        choices: [A, AAAA]
+        aliases: [rtype]
+      zone:
+        description: The zone it is in; found from O(zones) when not given.
+        type: str
+      old_ttl:
+        description: Its TTL before the change.
+        type: int
+        required: true
+      old_addresses:
+        description: Its addresses before the change.
+        type: list
+        elements: str
+        required: true
+      new_ttl:
+        description: Its TTL after the change.
+        type: int
+        required: true
+      new_addresses:
+        description: Its addresses after the change.
+        type: list
+        elements: str
+        required: true
 seealso:
   - module: hosting.migration.dns_records_info
 """

@@ -19,7 +19,7 @@ from ansible_collections.hosting.migration.plugins.module_utils.dns_zone import 
     Change, Desired, DnsChangeRefused, DnsError, DnsInputError, Record, ZoneAccess, apply_changes,
     build_update, change_from_dict, change_to_dict, diff_of, filter_records, find_conflicts, group_by_zone,
     inverse_changes, normalize_mapping, plan_changes, plan_restore, read_zone, records_pointing_at,
-    refusal_error, run_records, run_records_info)
+    refusal_error, run_records, run_records_info, check_left_as_recorded)
 
 SECRET = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 OLD4, OLD4B, OLD6 = "10.77.0.21", "10.77.0.22", "fd77:7::21"
@@ -516,3 +516,43 @@ def test_named_refusals_read_as_sentences(named):
     with pytest.raises(DnsError, match="not authoritative for zone nowhere.test"):
         apply_changes(access("nowhere.test", port=named),
                       [Change("a.nowhere.test", "A", 300, (OLD4,), 300, (NEW4,))])
+
+
+def test_a_change_checks_each_record_is_as_the_migration_left_it():
+    lowered = plan_changes(ZONE, Desired({OLD4: None, OLD4B: None, OLD6: None}, 60))
+    state = _applied(ZONE, lowered)
+    # bob's TTL changed by someone else between the two steps
+    state = [r._replace(ttl=120) if r.name == "bob.hosted.test" else r for r in state]
+    moved = plan_changes(state, Desired(MOVE))
+    with pytest.raises(DnsChangeRefused) as err:
+        check_left_as_recorded(moved, lowered)
+    assert "bob.hosted.test A is" in str(err.value) and "but the migration left it" in str(err.value)
+    assert err.value.records == ["bob.hosted.test A"]
+    # records as left, and records the migration never touched, pass
+    check_left_as_recorded(plan_changes(_applied(ZONE, lowered), Desired(MOVE)), lowered)
+    check_left_as_recorded(plan_changes(ZONE, Desired(MOVE)), [])
+
+
+def test_named_a_record_changed_between_two_steps_stops_the_next(named):
+    zones = [dict(zone="hosted.test", server="127.0.0.1", port=named, key_name="hosting-migration",
+                  key_algorithm="hmac-sha256")]
+    base = dict(zones=zones, key_secret=SECRET, timeout=5, names=["alice.hosted.test"], restore=None, expect=None)
+    lowered = run_records(dict(base, ttl=30, addresses={OLD4: OLD4, OLD6: OLD6}))
+    assert lowered["changed"]
+    # someone else sets another TTL on alice's A record
+    other = dns.update.UpdateMessage("hosted.test.", keyring=dns.tsig.Key("hosting-migration.", SECRET, "hmac-sha256."))
+    other.replace("alice.hosted.test.", 90, "A", OLD4)
+    assert dns.query.tcp(other, "127.0.0.1", port=named, timeout=5).rcode() == 0
+    moving = dict(base, ttl=None, addresses={OLD4: NEW4, OLD6: NEW6}, expect=lowered["changes"])
+    with pytest.raises(DnsChangeRefused, match=r"alice.hosted.test A is 10.77.0.21 \(TTL 90\), but the migration left it"):
+        run_records(moving)
+    found = run_records_info(dict(base, addresses=[OLD4, NEW4]))["records"]
+    assert [(r["ttl"], r["addresses"]) for r in found if r["type"] == "A"] == [(90, [OLD4])]
+    # put back as the migration left it, the move goes through
+    other = dns.update.UpdateMessage("hosted.test.", keyring=dns.tsig.Key("hosting-migration.", SECRET, "hmac-sha256."))
+    other.replace("alice.hosted.test.", 30, "A", OLD4)
+    assert dns.query.tcp(other, "127.0.0.1", port=named, timeout=5).rcode() == 0
+    moved = run_records(moving)
+    assert moved["changed"]
+    restored = run_records(dict(base, addresses=None, ttl=None, restore=lowered["changes"] + moved["changes"]))
+    assert restored["changed"] and run_records_info(dict(base, addresses=[NEW4, NEW6]))["records"] == []
