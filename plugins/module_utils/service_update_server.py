@@ -18,7 +18,7 @@ import subprocess
 import time
 
 from urllib.error import HTTPError, URLError
-from urllib.request import ProxyHandler, Request, build_opener
+from urllib.request import HTTPRedirectHandler, ProxyHandler, Request, build_opener
 
 from ansible_collections.hosting.migration.plugins.module_utils.db_checksum import MARIADB_ARGV, PSQL_ARGV
 from ansible_collections.hosting.migration.plugins.module_utils.service_update import (
@@ -30,6 +30,14 @@ from ansible_collections.hosting.migration.plugins.module_utils.transfer import 
 # and grants they hold are in the backup's users.sql.
 MARIADB_SYSTEM_DATABASES = ("information_schema", "mysql", "performance_schema", "sys")
 SITE_BODY_LIMIT = 1 << 20
+
+
+class _NoRedirect(HTTPRedirectHandler):
+    """A redirect is the answer (its status is compared), not somewhere to go: the target would be
+    looked up by name, not through the service address."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
 
 
 class Host(object):
@@ -94,7 +102,7 @@ class Host(object):
     def fetch(url, host_header, timeout_s):
         """(status, body) of an HTTP GET with the given Host header, no proxy, no redirect
         followed; (None, reason) when nothing answered."""
-        opener = build_opener(ProxyHandler({}))
+        opener = build_opener(ProxyHandler({}), _NoRedirect())
         opener.addheaders = []
         request = Request(url, headers={"Host": host_header, "User-Agent": "hosting.migration service_update"})
         try:
@@ -151,10 +159,10 @@ def server_version_matches(server_version, wanted):
 
 # --- the database servers ----------------------------------------------------------------------
 
-def _unanswered(service, error):
+def _unanswered(label, service, error):
     return ServiceUpdateRefused(
         "%s does not answer on this server (%s). The update starts from a running server whose every database "
-        "can be read: start it, or repair it, first." % (service, error), service=service)
+        "can be read: start it, or repair it, first." % (label, error), service=service)
 
 
 def mariadb_facts(host, paths):
@@ -168,7 +176,7 @@ def mariadb_facts(host, paths):
         answer = host.checked(list(MARIADB_ARGV) + ["-e", "SELECT VERSION(), @@datadir"])
         databases = host.checked(list(MARIADB_ARGV) + ["-e", "SHOW DATABASES"])
     except ServiceUpdateError as error:
-        raise _unanswered("MariaDB", error)
+        raise _unanswered("MariaDB", "mariadb", error)
     fields = answer.strip().split("\t")
     if len(fields) != 2:
         raise ServiceUpdateRefused("MariaDB answered %r to SELECT VERSION(), @@datadir." % answer.strip())
@@ -214,7 +222,7 @@ def postgresql_facts(host, paths, cluster, to_version):
         databases = host.checked(list(PSQL_ARGV) + ["-d", "postgres"], stdin=(
             "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1;\n"))
     except ServiceUpdateError as error:
-        raise _unanswered("PostgreSQL %s/%s" % (old["version"], cluster), error)
+        raise _unanswered("PostgreSQL %s/%s" % (old["version"], cluster), "postgresql", error)
     return {"current_version": major_version(old["version"], known_versions(paths, "postgresql"), 1),
             "package_version": packages.get("postgresql-%s" % old["version"]), "server_version": server_version,
             "data_dir": os.path.normpath(old["data_dir"]), "packages": packages, "port": old["port"],

@@ -1,0 +1,343 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The module hosting.migration.service_update: one database service updated in place on the
+server it runs on, with the checks, the backup, the verification and the automatic rollback of
+``service_update``, ``service_update_backup`` and ``service_update_runner`` put together
+(``docs/service-update.md``).
+
+``run_service_update(params, host)`` returns the module's result; a refusal before anything
+changed raises ServiceUpdateRefused. The server is reached through a ``Host``
+(``service_update_server``), faked in the unit tests.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import os
+import time
+
+from ansible_collections.hosting.migration.plugins.module_utils import service_update_server as server
+from ansible_collections.hosting.migration.plugins.module_utils.db_checksum import ChecksumError, table_checksums
+from ansible_collections.hosting.migration.plugins.module_utils.service_update import (
+    SERVICES, ServiceUpdateError, ServiceUpdateRefused, check_packages, plan, require_disk)
+from ansible_collections.hosting.migration.plugins.module_utils.service_update_backup import (
+    BackupError, backup_commands, build_manifest, compare_contents, describe_differences, require_intact,
+    write_manifest)
+from ansible_collections.hosting.migration.plugins.module_utils.service_update_runner import (
+    NOTHING_CHANGED, ROLLBACK_FAILED, ROLLED_BACK, UPDATED, Command, UpdateRunner, default_kept_data_dir,
+    run_step, update_steps)
+
+# Steps a test can make fail on purpose (fail_at): each fails once its own work is done, so the
+# rollback has the most to undo.
+FAULT_STEPS = ("backup", "stop", "packages", "data_upgrade", "start", "verify")
+CHECKED = "checked"
+
+SERVICE_UPDATE_ARGUMENT_SPEC = dict(
+    service=dict(type="str", required=True, choices=list(SERVICES)),
+    to_version=dict(type="str", required=True),
+    paths=dict(type="dict", required=True),
+    mode=dict(type="str", default="update", choices=["check", "update"]),
+    backup_dir=dict(type="path", default="/var/backups/hosting/service-update"),
+    keep_old_data=dict(type="bool", default=True),
+    cluster=dict(type="str", default="main"),
+    update_cache=dict(type="bool", default=True),
+    sites=dict(type="list", elements="dict", default=[], options=dict(
+        host=dict(type="str", required=True),
+        address=dict(type="str", required=True),
+        account=dict(type="str"),
+        port=dict(type="int", default=80),
+        path=dict(type="str", default="/"),
+    )),
+    site_pattern=dict(type="str", default=r"digest: (\S+)"),
+    site_attempts=dict(type="int", default=10),
+    fail_at=dict(type="str", choices=list(FAULT_STEPS)),
+)
+SERVICE_UPDATE_MODULE_KWARGS = dict(argument_spec=SERVICE_UPDATE_ARGUMENT_SPEC, supports_check_mode=True)
+
+
+class Checksums(object):
+    """Per-table row counts and checksums of every database, through the host."""
+
+    def __init__(self, host, service, databases):
+        self.host, self.service, self.databases = host, service, databases
+
+    def read(self, when):
+        contents = {}
+        for database in self.databases:
+            try:
+                contents[database] = table_checksums(self.host.checked, self.service, database)
+            except (ChecksumError, ServiceUpdateError) as error:
+                raise ServiceUpdateRefused(
+                    "The %s database %s cannot be read %s (%s). The update needs every database's checksums: "
+                    "repair or remove it first." % (self.service, database, when, error), database=database)
+        return contents
+
+
+def service_window(steps):
+    """When the service was down: from the start of the update's stop to the end of the last
+    start that succeeded (the new version's, or the old one's after a rollback); None when it
+    never stopped."""
+    stops = [step for step in steps if step["name"] == "stop" and step["phase"] == "update"]
+    starts = [step for step in steps if step["name"] in ("start", "start_old") and step["outcome"] == "ok"]
+    if not stops:
+        return None
+    if not starts:
+        return {"stopped_at": stops[0]["started_at"], "running_at": None, "seconds": None}
+    running_at = round(starts[-1]["started_at"] + starts[-1]["elapsed_s"], 3)
+    return {"stopped_at": stops[0]["started_at"], "running_at": running_at,
+            "seconds": round(running_at - stops[0]["started_at"], 3)}
+
+
+def summarise_contents(contents):
+    """{database: {tables, rows}} for the report (the checksums themselves stay on the server)."""
+    return dict((database, {"tables": len(tables or {}), "rows": sum(table["rows"] for table in (tables or {}).values())})
+                for database, tables in contents.items())
+
+
+class ServiceUpdate(object):
+    """One run of the module: facts, plan, the runner's context (checks, backup, verify,
+    verify_old as actions), and the result."""
+
+    def __init__(self, params, host):
+        self.params, self.host = params, host
+        self.service, self.to_version = params["service"], str(params["to_version"])
+        self.sites = server.check_sites(params.get("sites"))
+        self.facts = server.server_facts(host, self.service, params["paths"], params.get("cluster") or "main",
+                                         self.to_version)
+        self.plan = plan(self.service, self.facts["current_version"], self.to_version, params["paths"])
+        if self.plan["method"] == "dump-restore":
+            raise ServiceUpdateRefused(
+                "The catalogue updates %s %s to %s by dump-restore, which this module does not do yet; use the "
+                "method pg_upgradecluster." % (self.service, self.plan["from_version"], self.to_version))
+        self.checksums = Checksums(host, self.service, self.facts["databases"])
+        self.report = {"checks": {}, "backup": None, "comparison": None, "sites": None, "version_after": None}
+        self.refusal = None
+        self.before = None
+        self.sites_before = []
+        self.fault = params.get("fail_at")
+        data_dir = self.facts["data_dir"]
+        self.context = {
+            "checks": self._guarded(self.checks), "backup": self._fault("backup", self.backup),
+            "verify": self._fault("verify", self.verify), "verify_old": self.verify_old,
+            "data_dir": data_dir, "kept_data_dir": default_kept_data_dir(data_dir, self.plan["from_version"]),
+            "cluster": self.facts["cluster"] or "main", "port": self.facts["port"] or 5432,
+            "old_versions": self.facts["packages"], "backup_dir": None,
+        }
+
+    # --- the actions the runner calls ----------------------------------------------------------
+
+    def _guarded(self, action):
+        def checks(run):
+            try:
+                action(run)
+            except ServiceUpdateRefused as refusal:
+                self.refusal = refusal
+                raise
+        return checks
+
+    def _fault(self, step, action):
+        def injected(run):
+            action(run)
+            if self.fault == step:
+                self.fault = None
+                raise ServiceUpdateError("Failure injected after the step %s (fail_at, for testing)." % step)
+        injected.__name__ = action.__name__
+        return injected
+
+    def checks(self, run):
+        facts, plan_ = self.facts, self.plan
+        report = self.report["checks"]
+        kept = self.context["kept_data_dir"]
+        if plan_["service"] == "mariadb" and self.host.exists(kept):
+            raise ServiceUpdateRefused(
+                "%s is there already: a copy of the data directory from an earlier update that did not finish. Look "
+                "at it, then remove it or move it away; the update makes a new one." % kept, kept_data_dir=kept)
+        if plan_["service"] == "postgresql":
+            already = [item for item in facts["clusters"]
+                       if item["version"] == plan_["to_version"] and item["cluster"] == facts["cluster"]]
+            if already:
+                raise ServiceUpdateRefused(
+                    "This server has a PostgreSQL %s cluster %s already (%s); the update makes it from the %s cluster. "
+                    "If it holds nothing, remove it with pg_dropcluster --stop %s %s." % (
+                        plan_["to_version"], facts["cluster"], already[0]["data_dir"], plan_["from_version"],
+                        plan_["to_version"], facts["cluster"]), clusters=facts["clusters"])
+        disk = server.disk_facts(self.host, self.params["backup_dir"], facts["data_dir"])
+        data_bytes = server.directory_bytes(self.host, facts["data_dir"])
+        report["disk"] = require_disk(plan_, data_bytes, disk["backup_free"], disk["data_free"],
+                                      same_filesystem=disk["same_filesystem"], backup_total=disk["backup_total"],
+                                      data_total=disk["data_total"])
+        report["disk"]["data_bytes"] = data_bytes
+        if self.params.get("update_cache", True):
+            rc, _stdout, stderr = run(["apt-get", "update", "-q"])
+            if rc != 0:
+                reason = (stderr.strip().splitlines() or ["no message"])[-1]
+                raise ServiceUpdateRefused("apt-get update failed (%s): check the server's APT sources (the provider "
+                                           "repository) and its network." % reason)
+        rc, madison, stderr = run(["apt-cache", "madison"] + plan_["packages"])
+        if rc != 0:
+            raise ServiceUpdateRefused("apt-cache madison failed: %s." % (stderr.strip() or "no message"))
+        chosen = check_packages(plan_, madison)
+        report["packages"] = chosen
+        self.context["new_versions"] = dict((name, item["version"]) for name, item in chosen.items())
+        self.before = self.checksums.read("before the update")
+        report["databases"] = summarise_contents(self.before)
+        self.sites_before = server.site_answers(self.host, self.sites, self.params["site_pattern"])
+        self.report["sites"] = self.sites_before
+
+    def backup(self, run):
+        started = time.gmtime(self.host.wall_time())
+        directory = os.path.join(self.params["backup_dir"], "%s-%s-to-%s-%s" % (
+            self.service, self.plan["from_version"], self.to_version, time.strftime("%Y%m%dT%H%M%SZ", started)))
+        self.host.makedirs(directory)
+        self.context["backup_dir"] = directory
+        dump_tool = self.host.which("mariadb-dump") and "mariadb-dump" or "mysqldump"
+        files = []
+        for name, argv in backup_commands(self.service, self.facts["databases"], dump_tool):
+            rc, _stdout, stderr = run(argv, stdout_path=os.path.join(directory, name))
+            if rc != 0:
+                tool = argv[4] if argv[0] == "runuser" else argv[0]
+                reason = (stderr.strip().splitlines() or ["no message"])[-1]
+                raise BackupError("The dump %s failed (%s exited with %d: %s)." % (name, tool, rc, reason))
+            files.append(name)
+        manifest = build_manifest(
+            directory, files, service=self.service, from_version=self.plan["from_version"], to_version=self.to_version,
+            server_version=self.facts["server_version"], data_dir=self.facts["data_dir"],
+            databases=self.facts["databases"], created=time.strftime("%Y-%m-%dT%H:%M:%SZ", started),
+            packages=dict((name, self.facts["packages"][name]) for name in self.plan["restore_packages"]
+                          + self.plan["keep_packages"] if name in self.facts["packages"]))
+        write_manifest(directory, manifest)
+        require_intact(directory, manifest)
+        self.report["backup"] = {"directory": directory, "manifest": os.path.join(directory, "MANIFEST.json"),
+                                 "files": manifest["files"], "bytes": sum(entry["size"] for entry in manifest["files"])}
+
+    def _compare(self, when, expected_version):
+        version = server.running_version(self.host, self.service)
+        self.report["version_after"] = version
+        if not server.server_version_matches(version, expected_version):
+            raise ServiceUpdateError("%s reports version %s %s, not %s." % (self.service, version, when, expected_version))
+        after = self.checksums.read(when)
+        found = compare_contents(self.before, after)
+        self.report["comparison"] = {
+            "equal": not found, "databases": len(after), "tables": sum(len(tables or {}) for tables in after.values()),
+            "rows": sum(item["rows"] for item in summarise_contents(after).values()),
+            "differences": describe_differences(found)}
+        if found:
+            sentences = describe_differences(found)
+            raise ServiceUpdateError("The databases differ %s: %s%s." % (
+                when, "; ".join(sentences[:10]), " and %d more" % (len(sentences) - 10) if len(sentences) > 10 else ""))
+
+    def _sites(self):
+        self.report["sites"] = server.compare_sites(self.host, self.sites_before, self.params["site_pattern"],
+                                                    self.params.get("site_attempts", 10))
+        return server.describe_sites(self.report["sites"])
+
+    def verify(self, run):
+        self._compare("after the update", self.to_version)
+        different = self._sites()
+        if different:
+            raise ServiceUpdateError("Sites answer differently after the update: %s." % "; ".join(different[:10]))
+
+    def verify_old(self, run):
+        # The sites after a rollback are reported, not a reason to call the rollback failed: the
+        # databases are back as they were (compared here), and a site's own trouble is for people.
+        self._compare("after the rollback", self.plan["from_version"])
+        self._sites()
+
+    # --- the run ---------------------------------------------------------------------------------
+
+    def injecting_run(self):
+        """run(argv, stdout_path) for the runner; with fail_at on a step of commands, the step's last
+        command runs and is then reported as failed."""
+        def run(argv, stdout_path=None):
+            rc, stdout, stderr = self.host.run(argv, stdout_path=stdout_path)
+            if self.fault in ("stop", "packages", "data_upgrade", "start") and rc == 0:
+                last = [action for action in update_steps(self.plan, self.context)[self.fault]
+                        if isinstance(action, Command)][-1]
+                if list(argv) == last.argv:
+                    step, self.fault = self.fault, None
+                    return 1, stdout, "Failure injected after the step %s (fail_at, for testing)." % step
+            return rc, stdout, stderr
+        return run
+
+    def cleanup(self, run):
+        """The old data, once the new version is verified (keep_old_data=false)."""
+        if self.service == "mariadb":
+            actions = [Command(["rm", "-rf", "--", self.context["kept_data_dir"]])]
+        else:
+            actions = [Command(["pg_dropcluster", self.plan["from_version"], self.context["cluster"]])]
+        return run_step("drop_old_data", actions, run, self.host.clock, phase="cleanup")
+
+    def kept_data(self, outcome):
+        if outcome != UPDATED or not self.params.get("keep_old_data", True):
+            return None
+        if self.service == "mariadb":
+            return {"path": self.context["kept_data_dir"], "what": "the MariaDB %s data directory as it was before the "
+                    "update" % self.plan["from_version"]}
+        return {"path": self.facts["data_dir"], "what": "the PostgreSQL %s cluster %s, stopped and set to manual start "
+                "(pg_upgradecluster left it)" % (self.plan["from_version"], self.context["cluster"])}
+
+    def execute(self, check_only):
+        run = self.injecting_run()
+        runner = UpdateRunner(self.plan, self.context, run, clock=self.host.clock, wall_clock=self.host.wall_time)
+        outcome = runner.execute(stop_after="checks" if check_only else None)
+        if outcome["failed_step"] == "checks" and self.refusal is not None:
+            self.refusal.details.update(plan=self.plan, steps=outcome["steps"])
+            raise self.refusal
+        warnings = []
+        if outcome["outcome"] == UPDATED and not self.params.get("keep_old_data", True):
+            record = self.cleanup(run)
+            outcome["steps"].append(record)
+            if record["outcome"] != "ok":
+                warnings.append("The update succeeded, but the old data could not be removed (%s); remove it by hand."
+                                % record["error"])
+        if self.service == "mariadb" and self.host.exists(self.context["data_dir"] + ".failed"):
+            warnings.append("%s.failed holds the data directory of a failed update, kept for a look; remove it when "
+                            "done." % self.context["data_dir"])
+        return self.result(outcome, check_only, warnings)
+
+    def result(self, outcome, check_only, warnings):
+        name = CHECKED if check_only and outcome["outcome"].startswith("stopped_after_") else outcome["outcome"]
+        if name == CHECKED:
+            message = ("Every check passed: %s %s can be updated to %s on this server (%s). Nothing was changed." % (
+                self.service, self.plan["from_version"], self.to_version, self.report["checks"]["disk"]["message"]))
+        else:
+            message = outcome["message"]
+            if outcome["outcome"] == ROLLBACK_FAILED and self.service == "mariadb":
+                message += " The data directory as it was before the update is %s, unless the rollback moved it back." % (
+                    self.context["kept_data_dir"])
+        return {
+            "ok": name in (CHECKED, UPDATED),
+            "changed": name not in (CHECKED, NOTHING_CHANGED),
+            "msg": message,
+            "outcome": name,
+            "rolled_back": name in (ROLLED_BACK, ROLLBACK_FAILED),
+            "service": self.service,
+            "from_version": self.plan["from_version"],
+            "to_version": self.to_version,
+            "version_before": self.facts["server_version"],
+            # What the server last said; None when it did not answer after a failed rollback.
+            "version_after": self.facts["server_version"] if name in (CHECKED, NOTHING_CHANGED)
+            else self.report["version_after"],
+            "plan": self.plan,
+            "failed_step": outcome["failed_step"],
+            "error": outcome["error"],
+            "rollback_error": outcome["rollback_error"],
+            "steps": outcome["steps"],
+            "elapsed_s": outcome["elapsed_s"],
+            "service_window": service_window(outcome["steps"]),
+            "checks": self.report["checks"],
+            "backup": self.report["backup"],
+            "comparison": self.report["comparison"],
+            "sites": self.report["sites"] or [],
+            "kept_data": self.kept_data(name),
+            "databases": self.facts["databases"],
+            "warnings": warnings,
+        }
+
+
+def run_service_update(params, host=None, check_mode=False):
+    """The module's result (``ok`` says whether it succeeded); ServiceUpdateRefused when a check
+    refuses, before anything changed."""
+    host = host or server.Host()
+    update = ServiceUpdate(params, host)
+    return update.execute(check_only=check_mode or params.get("mode") == "check")
