@@ -269,8 +269,8 @@ def check_left_as_recorded(changes, recorded_changes):
         raise DnsChangeRefused(
             "not changing the records: %s; someone changed them since, so nothing was changed (put them back as "
             "the migration left them, or restore them by hand, then run again)"
-            % "; ".join(sentence for _, sentence in conflicts),
-            zone=conflicts[0][0].zone, records=[record_label(c.name, c.rtype) for c, _ in conflicts])
+            % "; ".join(sentence for dummy, sentence in conflicts),
+            zone=conflicts[0][0].zone, records=[record_label(c.name, c.rtype) for c, dummy in conflicts])
 
 
 def find_conflicts(changes, current_records):

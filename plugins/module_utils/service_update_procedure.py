@@ -31,6 +31,7 @@ from ansible_collections.hosting.migration.plugins.module_utils.service_update_r
 # rollback has the most to undo.
 FAULT_STEPS = ("backup", "stop", "packages", "data_upgrade", "start", "verify")
 CHECKED = "checked"
+ALREADY = "already_updated"
 
 SERVICE_UPDATE_ARGUMENT_SPEC = dict(
     service=dict(type="str", required=True, choices=list(SERVICES)),
@@ -98,12 +99,10 @@ class ServiceUpdate(object):
     """One run of the module: facts, plan, the runner's context (checks, backup, verify,
     verify_old as actions), and the result."""
 
-    def __init__(self, params, host):
-        self.params, self.host = params, host
+    def __init__(self, params, host, facts):
+        self.params, self.host, self.facts = params, host, facts
         self.service, self.to_version = params["service"], str(params["to_version"])
         self.sites = server.check_sites(params.get("sites"))
-        self.facts = server.server_facts(host, self.service, params["paths"], params.get("cluster") or "main",
-                                         self.to_version)
         self.plan = plan(self.service, self.facts["current_version"], self.to_version, params["paths"])
         if self.plan["method"] == "dump-restore":
             raise ServiceUpdateRefused(
@@ -335,9 +334,27 @@ class ServiceUpdate(object):
         }
 
 
+def already_updated(params, facts):
+    """The result of a run on a server that runs the version asked for already (a second run
+    after an update): nothing to do, nothing changed."""
+    service = params["service"]
+    return {"ok": True, "changed": False, "outcome": ALREADY, "rolled_back": False, "service": service,
+            "msg": "%s already runs version %s on this server (%s): nothing to update." % (
+                service, facts["current_version"], facts["server_version"]),
+            "from_version": facts["current_version"], "to_version": str(params["to_version"]),
+            "version_before": facts["server_version"], "version_after": facts["server_version"], "plan": None,
+            "failed_step": None, "error": None, "rollback_error": None, "steps": [], "elapsed_s": 0.0,
+            "service_window": None, "checks": {}, "backup": None, "comparison": None, "sites": [], "kept_data": None,
+            "databases": facts["databases"], "warnings": []}
+
+
 def run_service_update(params, host=None, check_mode=False):
     """The module's result (``ok`` says whether it succeeded); ServiceUpdateRefused when a check
     refuses, before anything changed."""
     host = host or server.Host()
-    update = ServiceUpdate(params, host)
+    facts = server.server_facts(host, params["service"], params["paths"], params.get("cluster") or "main",
+                                str(params["to_version"]))
+    if facts["current_version"] == str(params["to_version"]):
+        return already_updated(params, facts)
+    update = ServiceUpdate(params, host, facts)
     return update.execute(check_only=check_mode or params.get("mode") == "check")

@@ -53,7 +53,7 @@ attributes:
     support: none
   idempotent:
     support: full
-    details: Once the service runs O(to_version), a second run is refused by the checks (nothing to update) and changes nothing.
+    details: Once the service runs O(to_version), a second run returns RV(outcome=already_updated) and changes nothing.
 options:
   service:
     description: The database service to update.
@@ -194,7 +194,8 @@ EXAMPLES = r"""
 RETURN = r"""
 outcome:
   description:
-    - V(checked) (the checks passed, nothing changed), V(updated), V(failed_nothing_changed) (the
+    - V(checked) (the checks passed, nothing changed), V(already_updated) (the service runs
+      O(to_version) already; nothing was checked or changed), V(updated), V(failed_nothing_changed) (the
       backup failed; the service never stopped), V(rolled_back) (a step after the backup failed and
       the old version runs again on its old data, verified), V(rollback_failed) (the service needs
       a person - the message names the backup and the kept data).
@@ -234,7 +235,7 @@ plan:
   description:
     - The update from the catalogue - C(service), C(from_version), C(to_version), C(packages),
       C(version_package), C(method), C(data_copy), C(restore_packages), C(remove_packages),
-      C(keep_packages), C(steps).
+      C(keep_packages), C(steps). None with RV(outcome=already_updated).
   returned: always
   type: dict
 steps:

@@ -238,13 +238,25 @@ def refused(tmp_path, service="mariadb", prepare=None, **changes):
 
 @pytest.mark.parametrize("to_version, words", [
     ("10.6", "service_update does not downgrade"),
-    ("10.11", "already at version 10.11"),
     ("12.0", "not a version the catalogue knows (it knows 10.11, 11.8)"),
     ("eleven", "is not a version"),
 ])
 def test_a_path_the_catalogue_does_not_have_is_refused(tmp_path, fake_checksums, to_version, words):
     message, _details = refused(tmp_path, to_version=to_version)
     assert words in message
+
+
+@pytest.mark.parametrize("service", ["mariadb", "postgresql"])
+def test_a_second_run_after_the_update_changes_nothing(tmp_path, fake_checksums, service):
+    server = FakeServer(service, tmp_path)
+    server.server["packages"]["mariadb-server"] = "1:11.8.3-0+deb13u1"
+    server.version = SERVERS[service]["new"]
+    server.clusters = "17 main 5432 online postgres /var/lib/postgresql/17/main /var/log/postgresql/17.log\n"
+    result, _server = update(tmp_path, service, server=server)
+    assert result["ok"] and not result["changed"] and result["outcome"] == "already_updated"
+    assert result["msg"] == "%s already runs version %s on this server (%s): nothing to update." % (
+        service, "11.8" if service == "mariadb" else "17", SERVERS[service]["new"])
+    assert not server.ran("apt-get") and not server.ran("systemctl")
 
 
 def test_a_version_without_a_path_from_the_servers_version_is_refused(tmp_path, fake_checksums):
