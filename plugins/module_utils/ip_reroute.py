@@ -574,6 +574,9 @@ def verify(addresses, vantage, to_mac, from_mac, since, timeout_s, servers, cloc
     try:
         while pending:
             for address, (when, mac) in sorted(vantage.observe(pending, interval_s).items(), key=lambda item: item[1][0]):
+                # A connection of an earlier round may still answer for an address already settled.
+                if address not in pending:
+                    continue
                 last_seen[address] = mac
                 entry = results[address]
                 if to_mac is not None and mac is None:

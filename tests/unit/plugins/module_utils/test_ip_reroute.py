@@ -667,3 +667,19 @@ def test_module_refuses_bad_input_before_any_change(overrides, message):
         ip_reroute.run_ip_reroute(FakeModule(runner, **overrides))
     assert failed.value.args[0]["msg"] == message
     assert runner.changes() == []
+
+
+def test_verify_ignores_a_late_answer_for_an_address_already_settled():
+    """A connection of an earlier round answers again after its address was settled."""
+    class LateVantage(FakeVantage):
+        def observe(self, addresses, wait_s, full_round=True):
+            answers = self.rounds.pop(0) if self.rounds else {}
+            self.clock.sleep(wait_s)
+            return {address: (self.clock(), mac) for address, mac in answers.items()}
+
+    clock = Clock()
+    vantage = LateVantage(clock, [{V4: NEW_MAC}, {V4: NEW_MAC, V6: NEW_MAC}])
+    results = ip_reroute.verify([V4, V6], vantage, NEW_MAC, OLD_MAC, None, 1.0, ("transit2", "dbtest1"),
+                                clock=clock, interval_s=0.02)
+    assert [r["answered_by_mac"] for r in results] == [NEW_MAC, NEW_MAC]
+    assert results[0]["answered_at"] < results[1]["answered_at"]
