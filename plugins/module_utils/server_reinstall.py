@@ -177,6 +177,26 @@ def replace_known_host(text, names, host_key):
     return "".join(kept), removed
 
 
+def pinned_fingerprints(path, name):
+    """Fingerprints of the keys the known_hosts file at ``path`` holds for ``name`` now."""
+    try:
+        with open(path, "r") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return set()
+    found = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or fields[0].startswith("#") or fields[0].startswith("@"):
+            continue
+        if any(entry == name or _hashed_match(entry, name) for entry in fields[0].split(",")):
+            try:
+                found.add(parse_host_key(" ".join(fields[1:3]), "known_hosts").fingerprint)
+            except ReinstallError:
+                continue
+    return found
+
+
 def pin_host_key(path, names, host_key):
     """Replace the server's lines in the known_hosts file at ``path``, in one rename under a lock
     on its directory (lab-up and other runs write the same file). True if the file changed."""
@@ -459,7 +479,12 @@ class CommandDriver(ReinstallDriver):
         # Only a key the operator vouched for proves the new system answers; without one the
         # script runs again (the server holds nothing the migration needs: checked before).
         wanted = self.params.get("host_key_fingerprint")
-        return bool(wanted) and any(key.fingerprint == wanted for key in self._scan())
+        if not wanted:
+            return False
+        # The key the old system was pinned with proves nothing: the reinstall may never have run.
+        if wanted in pinned_fingerprints(self.params["known_hosts"], known_hosts_name(self.address, self.params["port"])):
+            return False
+        return any(key.fingerprint == wanted for key in self._scan())
 
     def _scan(self):
         """The host keys the address answers with now (none when it does not answer)."""

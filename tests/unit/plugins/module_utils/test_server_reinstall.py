@@ -476,3 +476,12 @@ def test_command_driver_without_fingerprint_runs_the_script_again_on_resume(know
     runner = FakeRunner(clock, command_answer(script, "host-key: %s\n" % NEW_KEY.line, scanned=(NEW_KEY,)))
     result = sr.reinstall(command_params(known_hosts, script, resume=True), runner, clock)
     assert len(runner.first(script)) == 1 and runner.first("ssh-keyscan") == [] and result["resumed"] is False
+
+
+def test_command_driver_does_not_take_the_old_pinned_key_as_proof_of_a_reinstall(known_hosts, script):
+    # known_hosts pins OLD_KEY for 10.77.0.20; an operator giving that fingerprint proves nothing.
+    clock = FakeClock()
+    runner = FakeRunner(clock, command_answer(script, "", scanned=(OLD_KEY,)))
+    result = sr.reinstall(command_params(known_hosts, script, resume=True, host_key_fingerprint=OLD_KEY.fingerprint),
+                          runner, clock)
+    assert len(runner.first(script)) == 1 and result["resumed"] is False

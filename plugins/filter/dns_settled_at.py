@@ -1,0 +1,72 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+name: dns_settled_at
+short_description: When no resolver can still hold a server's DNS answers from before the migration changed them
+version_added: 0.1.0
+description:
+  - From the ledger's events of a customer server (operation C(events), oldest first), the unix
+    time from which every answer a resolver got before the current migration's DNS changes (its
+    C(dns_changed) events since its last C(dns_restored)) has expired - each change's time plus
+    its old TTL. 0 when there is none.
+  - C(hosting.migration.reroute) waits until then before moving the addresses, so that a TTL
+    lowered minutes ago (not days) is waited out too.
+author: hosting.migration developers (!UNKNOWN)
+options:
+  _input:
+    description: Events as the ledger returns them (dicts with C(kind), C(at) and C(details)).
+    type: list
+    elements: dict
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Seconds still to wait
+  ansible.builtin.debug:
+    msg: "{{ (server_events.events | hosting.migration.dns_settled_at) - now(utc=true).timestamp() }}"
+"""
+
+RETURN = r"""
+_value:
+  description: Unix time.
+  type: float
+"""
+
+import datetime
+
+from ansible.errors import AnsibleFilterError
+
+
+def dns_settled_at(events):
+    """Unix time from which no resolver can still hold an answer from before the TTLs were
+    lowered: for each change of the current migration, its time plus its old TTL (0 when none)."""
+    settled = 0.0
+    for change_time, change in _timed_changes(events):
+        settled = max(settled, change_time + float(change.get("old_ttl") or 0))
+    return settled
+
+
+def _timed_changes(events):
+    if not isinstance(events, (list, tuple)):
+        raise AnsibleFilterError("give the ledger's events (a list), not %s" % type(events).__name__)
+    timed = []
+    for event in events:
+        kind = (event or {}).get("kind")
+        if kind == "dns_restored":
+            timed = []
+        elif kind == "dns_changed":
+            try:
+                moment = datetime.datetime.fromisoformat(str(event["at"]).replace("Z", "+00:00")).timestamp()
+            except (KeyError, ValueError):
+                raise AnsibleFilterError("an event without a valid time: %r" % (event,))
+            timed.extend((moment, change) for change in ((event.get("details") or {}).get("changes")) or [])
+    return timed
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"dns_settled_at": dns_settled_at}
