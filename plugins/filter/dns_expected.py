@@ -10,8 +10,8 @@ short_description: The DNS changes of a server's current migration, for the expe
 version_added: 0.1.0
 description:
   - From the ledger's events of a customer server (operation C(events), oldest first), the
-    changes recorded by its C(dns_changed) events since its last C(dns_restored) event, in order:
-    what C(hosting.migration.dns_records) takes as O(hosting.migration.dns_records#module:expect).
+    changes recorded by its C(dns_changed) events since its last C(dns_restored) event, in order,
+    as C(hosting.migration.dns_records) takes them in O(hosting.migration.dns_records#module:expect).
   - A restore ends a migration; records changed after it (by the customer, between two
     migrations) are not held against the next migration.
 author: hosting.migration developers (!UNKNOWN)
