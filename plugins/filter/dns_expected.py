@@ -39,19 +39,14 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.hosting.migration.plugins.module_utils.dns_zone import DnsInputError, event_changes, migration_dns_events
 
 
 def dns_expected(events):
-    if not isinstance(events, (list, tuple)):
-        raise AnsibleFilterError("dns_expected: give the ledger's events (a list), not %s" % type(events).__name__)
-    changes = []
-    for event in events:
-        kind = (event or {}).get("kind")
-        if kind == "dns_restored":
-            changes = []
-        elif kind == "dns_changed":
-            changes.extend(((event.get("details") or {}).get("changes")) or [])
-    return changes
+    try:
+        return [change for event in migration_dns_events(events) for change in event_changes(event)]
+    except DnsInputError as error:
+        raise AnsibleFilterError("dns_expected: %s" % error)
 
 
 class FilterModule(object):

@@ -39,32 +39,25 @@ _value:
 import datetime
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.hosting.migration.plugins.module_utils.dns_zone import DnsInputError, event_changes, migration_dns_events
 
 
 def dns_settled_at(events):
     """Unix time from which no resolver can still hold an answer from before the TTLs were
     lowered: for each change of the current migration, its time plus its old TTL (0 when none)."""
+    try:
+        found = migration_dns_events(events)
+    except DnsInputError as error:
+        raise AnsibleFilterError("dns_settled_at: %s" % error)
     settled = 0.0
-    for change_time, change in _timed_changes(events):
-        settled = max(settled, change_time + float(change.get("old_ttl") or 0))
+    for event in found:
+        try:
+            moment = datetime.datetime.fromisoformat(str(event["at"]).replace("Z", "+00:00")).timestamp()
+        except (KeyError, ValueError):
+            raise AnsibleFilterError("dns_settled_at: an event without a valid time: %r" % (event,))
+        for change in event_changes(event):
+            settled = max(settled, moment + float(change.get("old_ttl") or 0))
     return settled
-
-
-def _timed_changes(events):
-    if not isinstance(events, (list, tuple)):
-        raise AnsibleFilterError("give the ledger's events (a list), not %s" % type(events).__name__)
-    timed = []
-    for event in events:
-        kind = (event or {}).get("kind")
-        if kind == "dns_restored":
-            timed = []
-        elif kind == "dns_changed":
-            try:
-                moment = datetime.datetime.fromisoformat(str(event["at"]).replace("Z", "+00:00")).timestamp()
-            except (KeyError, ValueError):
-                raise AnsibleFilterError("an event without a valid time: %r" % (event,))
-            timed.extend((moment, change) for change in ((event.get("details") or {}).get("changes")) or [])
-    return timed
 
 
 class FilterModule(object):

@@ -273,6 +273,27 @@ def check_left_as_recorded(changes, recorded_changes):
             zone=conflicts[0][0].zone, records=[record_label(c.name, c.rtype) for c, dummy in conflicts])
 
 
+def migration_dns_events(events):
+    """The ``dns_changed`` events of a server's current migration, from the ledger's events
+    (oldest first): those since its last ``dns_restored`` (a restore ends a migration). Raises
+    DnsInputError when ``events`` is not a list."""
+    if not isinstance(events, (list, tuple)):
+        raise DnsInputError("give the ledger's events (a list), not %s" % type(events).__name__)
+    found = []
+    for event in events:
+        kind = (event or {}).get("kind")
+        if kind == "dns_restored":
+            found = []
+        elif kind == "dns_changed":
+            found.append(event)
+    return found
+
+
+def event_changes(event):
+    """The changes a ``dns_changed`` event recorded."""
+    return ((event.get("details") or {}).get("changes")) or []
+
+
 def find_conflicts(changes, current_records):
     """(change, current record or None) for every change whose record is no longer what we read."""
     current = dict(((r.name, r.rtype), r) for r in current_records)
