@@ -55,7 +55,7 @@ lab-status: venv
 demo: images
 	@lab/bin/demo.sh
 
-test: setup images
+test: setup images lab-repo
 	@tests/run.sh
 
 lint: venv

@@ -17,7 +17,9 @@ import sys
 TOP = pathlib.Path(__file__).resolve().parents[2]
 FIRST_NAMES = ["alice", "bob", "carol", "dave", "erin"]
 FIRST_UID = 10001
-TTL = 300
+# The TTL of the provider's records of the lab's accounts (LAB_DNS_TTL; tests lower it to keep
+# the wait for old answers to expire short).
+TTL = int(os.environ.get("LAB_DNS_TTL", "300"))
 
 
 def _load(name, path):

@@ -8,7 +8,7 @@ playbook=$top/.venv/bin/ansible-playbook
 
 fingerprint=$( (find roles plugins lab inventories/lab -type f -not -path '*/__pycache__/*' -print0 \
   | sort -z | xargs -0 sha256sum
-  echo "accounts=${LAB_ACCOUNTS:-5} files=${LAB_FILES_MB:-4} db=${LAB_DB_MB:-2}") | sha256sum | cut -c1-16)
+  echo "accounts=${LAB_ACCOUNTS:-5} files=${LAB_FILES_MB:-4} db=${LAB_DB_MB:-2} dns_ttl=${LAB_DNS_TTL:-300}") | sha256sum | cut -c1-16)
 
 "$playbook" lab/playbooks/servers.yml
 

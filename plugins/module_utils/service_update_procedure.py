@@ -8,6 +8,14 @@ server it runs on, with the checks, the backup, the verification and the automat
 ``run_service_update(params, host)`` returns the module's result; a refusal before anything
 changed raises ServiceUpdateRefused. The server is reached through a ``Host``
 (``service_update_server``), faked in the unit tests.
+
+From the start of the backup on, the service refuses customers' writes and serves their reads
+(``service_update_runner.refuse_writes_argv``): the "before" checksums and the dumps are taken
+after that, so no write falls between them and the stop. The block is lifted at the end whatever
+happened (and by the start of the new PostgreSQL cluster, or of the old one in the rollback).
+A mode update holds the server's update lock (``service_update_server.UpdateLock``) from before
+it reads anything to the end; while the backup, the update and the rollback run, a thread asks
+every site again and again (``SiteWatch``) and measures each one's downtime.
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -24,14 +32,18 @@ from ansible_collections.hosting.migration.plugins.module_utils.service_update_b
     BackupError, backup_commands, build_manifest, compare_contents, describe_differences, require_intact,
     write_manifest)
 from ansible_collections.hosting.migration.plugins.module_utils.service_update_runner import (
-    NOTHING_CHANGED, ROLLBACK_FAILED, ROLLED_BACK, UPDATED, Command, UpdateRunner, default_kept_data_dir,
-    run_step, update_steps)
+    NOTHING_CHANGED, ROLLBACK_FAILED, ROLLED_BACK, UPDATED, Command, UpdateRunner, allow_writes_argv,
+    default_kept_data_dir, refuse_writes_argv, run_step, update_steps)
 
 # Steps a test can make fail on purpose (fail_at): each fails once its own work is done, so the
 # rollback has the most to undo.
 FAULT_STEPS = ("backup", "stop", "packages", "data_upgrade", "start", "verify")
 CHECKED = "checked"
 ALREADY = "already_updated"
+# PostgreSQL's write block applies to transactions that begin after the reload: those begun before
+# (they may write) are waited for, at most this long, before the "before" checksums; then the
+# backup fails (nothing changed) naming them.
+POSTGRESQL_DRAIN_S = 60
 
 SERVICE_UPDATE_ARGUMENT_SPEC = dict(
     service=dict(type="str", required=True, choices=list(SERVICES)),
@@ -42,6 +54,7 @@ SERVICE_UPDATE_ARGUMENT_SPEC = dict(
     keep_old_data=dict(type="bool", default=True),
     cluster=dict(type="str", default="main"),
     update_cache=dict(type="bool", default=True),
+    target_release=dict(type="str"),
     sites=dict(type="list", elements="dict", default=[], options=dict(
         host=dict(type="str", required=True),
         address=dict(type="str", required=True),
@@ -51,6 +64,8 @@ SERVICE_UPDATE_ARGUMENT_SPEC = dict(
     )),
     site_pattern=dict(type="str", default=r"digest: (\S+)"),
     site_attempts=dict(type="int", default=10),
+    site_watch_interval_s=dict(type="float", default=0.5),
+    lock_file=dict(type="path", default=server.LOCK_FILE),
     fail_at=dict(type="str", choices=list(FAULT_STEPS)),
 )
 SERVICE_UPDATE_MODULE_KWARGS = dict(argument_spec=SERVICE_UPDATE_ARGUMENT_SPEC, supports_check_mode=True)
@@ -89,6 +104,18 @@ def service_window(steps):
             "seconds": round(running_at - stops[0]["started_at"], 3)}
 
 
+def writes_refused(refused_from, steps, lifted_at):
+    """When customers' writes were refused while the service ran: from the block to the start of
+    the stop (from there on the service was down: service_window), or to the lift when it never
+    stopped. None when writes were never refused."""
+    if refused_from is None:
+        return None
+    stops = [step for step in steps if step["name"] == "stop" and step["phase"] == "update"]
+    to = stops[0]["started_at"] if stops else lifted_at
+    return {"from": refused_from, "to": to, "seconds": round(to - refused_from, 3) if to is not None else None,
+            "lifted_at": lifted_at}
+
+
 def summarise_contents(contents):
     """{database: {tables, rows}} for the report (the checksums themselves stay on the server)."""
     return dict((database, {"tables": len(tables or {}), "rows": sum(table["rows"] for table in (tables or {}).values())})
@@ -99,8 +126,12 @@ class ServiceUpdate(object):
     """One run of the module: facts, plan, the runner's context (checks, backup, verify,
     verify_old as actions), and the result."""
 
-    def __init__(self, params, host, facts):
+    def __init__(self, params, host, facts, watch_factory=None):
         self.params, self.host, self.facts = params, host, facts
+        self.watch_factory = watch_factory or server.SiteWatch
+        self.watch = None
+        self.refusing_writes = False
+        self.writes_refused_from = None
         self.service, self.to_version = params["service"], str(params["to_version"])
         self.sites = server.check_sites(params.get("sites"))
         self.plan = plan(self.service, self.facts["current_version"], self.to_version, params["paths"])
@@ -117,10 +148,12 @@ class ServiceUpdate(object):
         data_dir = self.facts["data_dir"]
         self.context = {
             "checks": self._guarded(self.checks), "backup": self._fault("backup", self.backup),
+            "before_backup": [self.watch_sites, self.refuse_writes, self.read_before],
             "verify": self._fault("verify", self.verify), "verify_old": self.verify_old,
             "data_dir": data_dir, "kept_data_dir": default_kept_data_dir(data_dir, self.plan["from_version"]),
             "cluster": self.facts["cluster"] or "main", "port": self.facts["port"] or 5432,
             "old_versions": self.facts["packages"], "backup_dir": None,
+            "target_release": params.get("target_release"),
         }
 
     # --- the actions the runner calls ----------------------------------------------------------
@@ -182,6 +215,63 @@ class ServiceUpdate(object):
         report["databases"] = summarise_contents(self.before)
         self.sites_before = server.site_answers(self.host, self.sites, self.params["site_pattern"])
         self.report["sites"] = self.sites_before
+
+    def watch_sites(self, run):
+        """The site watch starts, just before the backup (mode update, sites given, an interval > 0)."""
+        interval = self.params.get("site_watch_interval_s", 0.5)
+        if self.sites and interval and interval > 0 and self.watch is None:
+            self.watch = self.watch_factory(
+                self.sites_before or self.sites, self.params["site_pattern"], self.host.fetch, clock=self.host.clock,
+                wall_clock=self.host.wall_time, interval_s=interval)
+            self.watch.start()
+
+    def refuse_writes(self, run):
+        """Customers' writes refused from here on, their reads served."""
+        self.refusing_writes = True
+        rc, stdout, stderr = run(refuse_writes_argv(self.service))
+        if rc != 0:
+            reason = (stderr.strip().splitlines() or ["no message"])[-1]
+            raise ServiceUpdateError("%s would not refuse writes (exited with %d: %s)." % (self.service, rc, reason))
+        self.writes_refused_from = round(self.host.wall_time(), 3)
+        if self.service == "postgresql":
+            self._drain(run, stdout)
+
+    def _drain(self, run, reload_output):
+        """Waits until no transaction begun before the reload (which may write) is open."""
+        fields = (reload_output.strip().splitlines() or [""])[-1].split("|")
+        if len(fields) != 2 or fields[0] != "t":
+            raise ServiceUpdateError("pg_reload_conf() answered %r." % reload_output.strip())
+        query = ("SELECT pid || ' ' || coalesce(usename, '?') || '@' || coalesce(datname, '?') FROM pg_stat_activity "
+                 "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND xact_start < "
+                 "'%s'::timestamptz + interval '1 second' ORDER BY 1" % fields[1].replace("'", ""))
+        waited = 0
+        while True:
+            self.host.sleep(1.0)
+            waited += 1
+            rc, stdout, stderr = run(list(server.PSQL_ARGV) + ["-d", "postgres", "-c", query])
+            if rc != 0:
+                raise ServiceUpdateError("pg_stat_activity cannot be read: %s." % (stderr.strip() or "no message"))
+            open_ = [line for line in stdout.splitlines() if line.strip()]
+            if not open_:
+                return
+            if waited >= POSTGRESQL_DRAIN_S:
+                raise ServiceUpdateError(
+                    "%d transaction(s) begun before writes were refused are still open after %d s (%s): their writes "
+                    "could come after the backup. Nothing was changed; end them, then run again." % (
+                        len(open_), waited, ", ".join(open_[:10])))
+
+    def read_before(self, run):
+        """The "before" of the verification, read once writes are refused."""
+        self.before = self.checksums.read("once writes were refused")
+        self.report["checks"]["databases"] = summarise_contents(self.before)
+
+    def allow_writes(self, run):
+        """The write block lifted on the server that serves, whatever happened (idempotent)."""
+        started_at = round(self.host.wall_time(), 3)
+        record = run_step("allow_writes", [Command(allow_writes_argv(self.service))], run, self.host.clock,
+                          phase="cleanup")
+        record["started_at"] = started_at
+        return record
 
     def backup(self, run):
         started = time.gmtime(self.host.wall_time())
@@ -273,16 +363,34 @@ class ServiceUpdate(object):
             return {"path": self.context["kept_data_dir"], "what": "the MariaDB %s data directory as it was before the "
                     "update" % self.plan["from_version"]}
         return {"path": self.facts["data_dir"], "what": "the PostgreSQL %s cluster %s, stopped and set to manual start "
-                "(pg_upgradecluster left it)" % (self.plan["from_version"], self.context["cluster"])}
+                "(pg_upgradecluster left it); it refuses writes when started (default_transaction_read_only in its "
+                "postgresql.auto.conf, from the update's write block)" % (self.plan["from_version"],
+                                                                           self.context["cluster"])}
 
     def execute(self, check_only):
         run = self.injecting_run()
         runner = UpdateRunner(self.plan, self.context, run, clock=self.host.clock, wall_clock=self.host.wall_time)
-        outcome = runner.execute(stop_after="checks" if check_only else None)
+        try:
+            outcome = runner.execute(stop_after="checks" if check_only else None)
+            warnings, lifted_at = [], None
+            if self.refusing_writes:
+                record = self.allow_writes(run)
+                outcome["steps"].append(record)
+                if record["outcome"] == "ok":
+                    lifted_at = round(record["started_at"] + record["elapsed_s"], 3)
+                else:
+                    warnings.append(
+                        "The service may still refuse customers' writes: lifting the block failed (%s). Run %s on the "
+                        "server that serves." % (record["error"], "SET GLOBAL read_only = OFF" if self.service ==
+                                                 "mariadb" else "ALTER SYSTEM RESET default_transaction_read_only; "
+                                                 "SELECT pg_reload_conf()"))
+        finally:
+            site_downtime = self.watch.stop() if self.watch is not None else []
         if outcome["failed_step"] == "checks" and self.refusal is not None:
             self.refusal.details.update(plan=self.plan, steps=outcome["steps"])
             raise self.refusal
-        warnings = []
+        self.report["writes_refused"] = writes_refused(self.writes_refused_from, outcome["steps"], lifted_at)
+        self.report["site_downtime"] = site_downtime
         if outcome["outcome"] == UPDATED and not self.params.get("keep_old_data", True):
             record = self.cleanup(run)
             outcome["steps"].append(record)
@@ -324,6 +432,8 @@ class ServiceUpdate(object):
             "steps": outcome["steps"],
             "elapsed_s": outcome["elapsed_s"],
             "service_window": service_window(outcome["steps"]),
+            "writes_refused": self.report.get("writes_refused"),
+            "site_downtime": self.report.get("site_downtime") or [],
             "checks": self.report["checks"],
             "backup": self.report["backup"],
             "comparison": self.report["comparison"],
@@ -344,17 +454,47 @@ def already_updated(params, facts):
             "from_version": facts["current_version"], "to_version": str(params["to_version"]),
             "version_before": facts["server_version"], "version_after": facts["server_version"], "plan": None,
             "failed_step": None, "error": None, "rollback_error": None, "steps": [], "elapsed_s": 0.0,
-            "service_window": None, "checks": {}, "backup": None, "comparison": None, "sites": [], "kept_data": None,
+            "service_window": None, "writes_refused": None, "site_downtime": [], "checks": {}, "backup": None,
+            "comparison": None, "sites": [], "kept_data": None,
             "databases": facts["databases"], "warnings": []}
 
 
-def run_service_update(params, host=None, check_mode=False):
+def take_lock(host, params):
+    """The server's update lock, held by this run; ServiceUpdateRefused when another run holds it."""
+    path = params.get("lock_file") or server.LOCK_FILE
+    holder = {"pid": os.getpid(), "service": params["service"], "from_version": None,
+              "to_version": str(params["to_version"]), "started_at": round(host.wall_time(), 3),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(host.wall_time()))}
+    try:
+        return host.lock(path, holder), holder
+    except server.LockHeld as held:
+        raise ServiceUpdateRefused(
+            "Another service update runs on this server since %s; wait for it to end, then run again." % (
+                server.describe_holder(held.holder)), lock_file=path, lock_holder=held.holder)
+    except OSError as error:
+        raise ServiceUpdateRefused("The update lock %s cannot be taken (%s): a service update runs only with it."
+                                   % (path, error.strerror or error), lock_file=path)
+
+
+def run_service_update(params, host=None, check_mode=False, watch_factory=None):
     """The module's result (``ok`` says whether it succeeded); ServiceUpdateRefused when a check
-    refuses, before anything changed."""
+    refuses, or another update holds the server's lock, before anything changed. ``watch_factory``
+    makes the site watch (SiteWatch's arguments; the unit tests give a fake)."""
     host = host or server.Host()
-    facts = server.server_facts(host, params["service"], params["paths"], params.get("cluster") or "main",
-                                str(params["to_version"]))
-    if facts["current_version"] == str(params["to_version"]):
-        return already_updated(params, facts)
-    update = ServiceUpdate(params, host, facts)
-    return update.execute(check_only=check_mode or params.get("mode") == "check")
+    check_only = check_mode or params.get("mode") == "check"
+    lock = None
+    if not check_only:
+        lock, holder = take_lock(host, params)
+    try:
+        facts = server.server_facts(host, params["service"], params["paths"], params.get("cluster") or "main",
+                                    str(params["to_version"]))
+        if facts["current_version"] == str(params["to_version"]):
+            return already_updated(params, facts)
+        if lock is not None:
+            holder["from_version"] = facts["current_version"]
+            lock.write(holder)
+        update = ServiceUpdate(params, host, facts, watch_factory=watch_factory)
+        return update.execute(check_only=check_only)
+    finally:
+        if lock is not None:
+            lock.release()

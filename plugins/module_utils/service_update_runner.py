@@ -20,6 +20,7 @@ import os
 import re
 import time
 
+from ansible_collections.hosting.migration.plugins.module_utils.db_checksum import MARIADB_ARGV, PSQL_ARGV
 from ansible_collections.hosting.migration.plugins.module_utils.service_update import STEPS, ServiceUpdateError
 
 UPDATED = "updated"
@@ -30,6 +31,65 @@ ROLLBACK_FAILED = "rollback_failed"
 APT_INSTALL = ("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", "--no-install-recommends",
                # Configuration files the provider changed stay as they are (carried over).
                "-o", "Dpkg::Options::=--force-confold", "-o", "Dpkg::Options::=--force-confdef")
+
+
+# Customers' writes refused, reads served, from the backup on (the "before" checksums and the
+# dumps are taken after): MariaDB's read_only (customers' users have neither SUPER nor READ_ONLY
+# ADMIN; root writes on; not persisted: a restart of mariadbd starts writable), PostgreSQL's
+# default for new transactions (ALTER SYSTEM: kept in postgresql.auto.conf of the old cluster
+# until reset). SET GLOBAL read_only waits for running writes; lock_wait_timeout bounds that wait.
+MARIADB_REFUSE_WRITES = "SET SESSION lock_wait_timeout = 60; SET GLOBAL read_only = ON"
+MARIADB_ALLOW_WRITES = "SET GLOBAL read_only = OFF"
+# Each -c is a transaction of its own (ALTER SYSTEM cannot run in a transaction block); the
+# session's own SET first, so that the reset runs on a cluster that refuses writes as well.
+POSTGRESQL_REFUSE_WRITES = ("ALTER SYSTEM SET default_transaction_read_only = on",
+                            "SELECT pg_reload_conf(), clock_timestamp()")
+POSTGRESQL_ALLOW_WRITES = ("SET default_transaction_read_only = off",
+                           "ALTER SYSTEM RESET default_transaction_read_only", "SELECT pg_reload_conf()")
+
+
+def _psql(statements):
+    argv = list(PSQL_ARGV) + ["-d", "postgres"]
+    for statement in statements:
+        argv.extend(["-c", statement])
+    return argv
+
+
+def refuse_writes_argv(service):
+    """The command after which the service refuses customers' writes and still serves reads."""
+    if service == "mariadb":
+        return list(MARIADB_ARGV) + ["-e", MARIADB_REFUSE_WRITES]
+    return _psql(POSTGRESQL_REFUSE_WRITES)
+
+
+def allow_writes_argv(service):
+    """The command that lifts the write block on the server that serves (idempotent: on a
+    server that never refused writes it changes nothing)."""
+    if service == "mariadb":
+        return list(MARIADB_ARGV) + ["-e", MARIADB_ALLOW_WRITES]
+    return _psql(POSTGRESQL_ALLOW_WRITES)
+
+
+# apt-get run under a policy-rc.d that refuses every service start (exit 101), removed again
+# whatever happens. Without it the packages' maintainer scripts start and restart the service on
+# their own: MariaDB 11.8's socket unit, started by its postinst, let the sites' first request
+# start mariadbd, and the postinst's restart a moment later left it hanging in its shutdown. The
+# steps start the service themselves, once the data is ready. A policy-rc.d the server has
+# already is used as it is.
+NO_SERVICE_STARTS = (
+    'policy=/usr/sbin/policy-rc.d; '
+    'if [ -e "$policy" ]; then exec "$@"; fi; '
+    'trap \'rm -f "$policy"\' EXIT; trap \'exit 129\' HUP; trap \'exit 130\' INT; trap \'exit 143\' TERM; '
+    'printf \'#!/bin/sh\\n# hosting.migration.service_update: no service starts while packages change\\nexit 101\\n\' '
+    '> "$policy" && chmod 0755 "$policy" || exit 1; '
+    '"$@"')
+
+
+# MariaDB 11.8's package brings a socket unit, and enables it: with the socket listening, the
+# sites' next request starts mariadbd again right after a stop (and writes into a data directory
+# the rollback is moving). The update runs the service without it, as infrastructure 2025 does.
+MARIADB_SOCKET_OFF = ["sh", "-c", "if systemctl cat mariadb.socket >/dev/null 2>&1; "
+                                  "then systemctl disable --now --quiet mariadb.socket; fi"]
 
 
 class Command(object):
@@ -52,15 +112,17 @@ def simulated_removals(apt_output):
     return re.findall(r"^(?:Remv|Purg) (\S+)", apt_output, re.M)
 
 
-def apt_transaction(install, remove=(), downgrade=False, allowed_removals=None, protected=()):
+def apt_transaction(install, remove=(), downgrade=False, allowed_removals=None, protected=(), target_release=None):
     """[guard, command]: one apt-get run that installs ``install`` and removes ``remove``, after a
     simulation of the same run made sure it removes no package in ``protected`` and (when
     ``allowed_removals`` is given) nothing else. apt resolves a removal by removing whatever
     depends on it: a rollback that removed postgresql-17 that way once took postgresql-15, whose
-    removal deletes the old cluster, with it."""
-    options = list(APT_INSTALL[2:]) + (["--allow-downgrades"] if downgrade else [])
+    removal deletes the old cluster, with it. ``target_release``: the suite whose packages this
+    run prefers (the provider repository is pinned low, so that nothing else comes from it)."""
+    options = list(APT_INSTALL[2:]) + (["--allow-downgrades"] if downgrade else []) \
+        + (["-t", target_release] if target_release else [])
     packages = list(install) + ["%s-" % name for name in remove]
-    command = Command(list(APT_INSTALL[:2]) + options + packages)
+    command = Command(list(APT_INSTALL[:2]) + ["sh", "-c", NO_SERVICE_STARTS, "no-service-starts"] + options + packages)
 
     def guard_removals(run):
         rc, stdout, stderr = run(["apt-get", "-s"] + options[1:] + packages)
@@ -126,21 +188,24 @@ def update_steps(plan, context):
     """{step: [actions]} of the update. ``context``: backup_dir, data_dir, kept_data_dir (where the
     old data directory is copied), cluster (PostgreSQL), new_versions {package: version} (from
     service_update.check_packages; the checks action may set it), and the callables checks(run),
-    backup(run), verify(run)."""
+    backup(run), verify(run); ``before_backup``: actions the backup step runs first (the site
+    watch, the write block, the "before" checksums)."""
     service, method = plan["service"], plan["method"]
     new = context.get("new_versions") or {}
     install = apt_transaction(_pinned(new, plan["packages"]) or list(plan["packages"]),
-                              protected=plan.get("keep_packages") or ())
+                              protected=plan.get("keep_packages") or (), target_release=context.get("target_release"))
     steps = {"checks": [context["checks"]] if context.get("checks") else [],
-             "backup": [context["backup"]] if context.get("backup") else [],
+             "backup": list(context.get("before_backup") or [])
+             + ([context["backup"]] if context.get("backup") else []),
              "verify": [context["verify"]] if context.get("verify") else []}
     if service == "mariadb":
-        steps["stop"] = [Command(["systemctl", "stop", "mariadb"]),
+        steps["stop"] = [Command(MARIADB_SOCKET_OFF), Command(["systemctl", "stop", "mariadb"]),
                          Command(["rm", "-rf", context["kept_data_dir"]]),
                          Command(["cp", "-a", "--reflink=auto", context["data_dir"], context["kept_data_dir"]])]
         steps["packages"] = install
         # mariadb-upgrade talks to a running server: the new version starts on the old data first.
-        steps["data_upgrade"] = [Command(["systemctl", "start", "mariadb"]), Command(["mariadb-upgrade"])]
+        steps["data_upgrade"] = [Command(MARIADB_SOCKET_OFF), Command(["systemctl", "start", "mariadb"]),
+                                 Command(["mariadb-upgrade"])]
         steps["start"] = [Command(["systemctl", "restart", "mariadb"]), Command(["mariadb-admin", "--silent", "ping"])]
     elif service == "postgresql":
         old, new_version, cluster = plan["from_version"], plan["to_version"], context.get("cluster", "main")
@@ -156,8 +221,13 @@ def update_steps(plan, context):
             upgrade.append(Command(["pg_createcluster", new_version, cluster]))
             upgrade.extend(context.get("restore_actions") or [])
         steps["data_upgrade"] = upgrade
+        # The new cluster serves writable: pg_upgrade makes its data directory with initdb, and
+        # pg_upgradecluster copies postgresql.conf, pg_hba.conf, pg_ident.conf, start.conf and
+        # pg_ctl.conf, not the old cluster's postgresql.auto.conf with the write block. Reset
+        # anyway, in case a version of postgresql-common does.
         steps["start"] = [Command(["systemctl", "start", "postgresql"]),
-                          Command(["pg_ctlcluster", new_version, cluster, "status"])]
+                          Command(["pg_ctlcluster", new_version, cluster, "status"]),
+                          Command(allow_writes_argv("postgresql"))]
     else:
         raise ServiceUpdateError("No update steps for service %r." % service)
     return steps
@@ -177,7 +247,7 @@ def rollback_steps(plan, context, failed_step):
     reached = STEPS.index(failed_step)
     steps = []
     if service == "mariadb":
-        steps.append(("stop_new", [Command(["systemctl", "stop", "mariadb"])]))
+        steps.append(("stop_new", [Command(MARIADB_SOCKET_OFF), Command(["systemctl", "stop", "mariadb"])]))
         if reached >= STEPS.index("packages"):
             # The new version may have touched the data (its postinst starts it): the copy made
             # while stopped goes back, the touched one is kept aside for a post-mortem. The data
@@ -206,8 +276,10 @@ def rollback_steps(plan, context, failed_step):
                 Command(["sh", "-c", "echo auto > /etc/postgresql/%s/%s/start.conf" % (old_version, cluster)])]))
         if reached >= STEPS.index("packages"):
             steps.append(("reinstall_old", reinstall))
+        # The old cluster kept the write block (postgresql.auto.conf): lifted once it runs again.
         steps.append(("start_old", [Command(["systemctl", "start", "postgresql"]),
-                                    Command(["pg_ctlcluster", old_version, cluster, "status"])]))
+                                    Command(["pg_ctlcluster", old_version, cluster, "status"]),
+                                    Command(allow_writes_argv("postgresql"))]))
     if context.get("verify_old"):
         steps.append(("verify_old", [context["verify_old"]]))
     return steps

@@ -11,10 +11,14 @@ replace with a fake. Standard library only.
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import errno
+import fcntl
+import json
 import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 
 from urllib.error import HTTPError, URLError
@@ -30,6 +34,11 @@ from ansible_collections.hosting.migration.plugins.module_utils.transfer import 
 # and grants they hold are in the backup's users.sql.
 MARIADB_SYSTEM_DATABASES = ("information_schema", "mysql", "performance_schema", "sys")
 SITE_BODY_LIMIT = 1 << 20
+# One update at a time per server: the lock every run of mode update holds (flock, released by
+# the kernel when the process ends, also when it is killed).
+LOCK_FILE = "/run/lock/hosting-service-update.lock"
+# The site watch's requests: short, so that a site that hangs counts as down, not as one slow answer.
+SITE_WATCH_TIMEOUT_S = 2.0
 
 
 class _NoRedirect(HTTPRedirectHandler):
@@ -112,6 +121,78 @@ class Host(object):
             return error.code, error.read(SITE_BODY_LIMIT).decode("utf-8", "replace")
         except (URLError, OSError, ValueError) as error:
             return None, str(getattr(error, "reason", error))
+
+    @staticmethod
+    def lock(path, holder):
+        """The update lock (an UpdateLock, held until released or the process ends); LockHeld when
+        another process holds it."""
+        return UpdateLock.acquire(path, holder)
+
+
+# --- one update at a time ----------------------------------------------------------------------
+
+class LockHeld(Exception):
+    """The update lock is held by another process; ``holder`` is what it wrote in the file."""
+
+    def __init__(self, path, holder):
+        super(LockHeld, self).__init__("%s is held" % path)
+        self.path, self.holder = path, holder
+
+
+class UpdateLock(object):
+    """A non-blocking flock on ``path``, with its holder ({pid, service, from_version, to_version,
+    started_at, started}) written in the file. The lock goes with the process: a run whose
+    controller died holds it as long as the module runs, and nobody after it ends."""
+
+    def __init__(self, path, fd):
+        self.path, self.fd = path, fd
+
+    @classmethod
+    def acquire(cls, path, holder):
+        directory = os.path.dirname(path)
+        if directory and not os.path.isdir(directory):
+            os.makedirs(directory, mode=0o755)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            text = os.read(fd, 65536).decode("utf-8", "replace")
+            os.close(fd)
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            try:
+                found = json.loads(text)
+            except ValueError:
+                found = None
+            raise LockHeld(path, found if isinstance(found, dict) else {"text": text.strip()[:300]})
+        lock = cls(path, fd)
+        lock.write(holder)
+        return lock
+
+    def write(self, holder):
+        """The holder, in place of what the file said (the versions once they are known)."""
+        data = json.dumps(holder, sort_keys=True).encode("utf-8") + b"\n"
+        os.ftruncate(self.fd, 0)
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        os.write(self.fd, data)
+
+    def release(self):
+        if self.fd is not None:
+            # The file stays (removing a lock file races with the next run's open); its contents
+            # are the last holder's, for a person who looks.
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def describe_holder(holder):
+    """"since 2026-11-26T05:12:00Z (pid 4711, mariadb 10.11 -> 11.8)" from a lock file's holder."""
+    holder = holder or {}
+    if "pid" not in holder:
+        return "an unknown time (the lock file says %r)" % holder.get("text", "")
+    return "%s (pid %s, %s %s -> %s)" % (holder.get("started") or "an unknown time", holder.get("pid"),
+                                          holder.get("service") or "?", holder.get("from_version") or "?",
+                                          holder.get("to_version") or "?")
 
 
 # --- packages and versions ---------------------------------------------------------------------
@@ -348,3 +429,112 @@ def describe_sites(compared):
         item["after"]["status"] if item["after"]["status"] is not None else "nothing (%s)" % item["after"]["error"],
         " with %s" % item["after"]["digest"] if item["after"]["digest"] else "")
         for item in compared if not item["same"]]
+
+
+# --- the sites' downtime, measured while the update runs -----------------------------------------
+
+def is_failure(answer, digest_before):
+    """Whether one answer of the watch is a failure: no answer (timeout, refused), a status other
+    than 2xx/3xx, or a page whose pattern does not give the digest it gave before the update
+    (a page that had none before is judged by its status)."""
+    status = answer["status"]
+    if status is None or not 200 <= status < 400:
+        return True
+    return digest_before is not None and answer["digest"] != digest_before
+
+
+class SiteWatch(object):
+    """Asks every site every ``interval_s`` in a thread of its own, from ``start()`` to
+    ``stop()``, and counts per site the requests, the failures and the longest outage: a run of
+    consecutive failures, from the start of its first failed request to the start of the next
+    successful one (to the watch's end when the site never recovered).
+
+    ``fetch(url, host_header, timeout_s) -> (status, body)`` as Host.fetch; ``clock`` monotonic
+    seconds, ``wall_clock`` UNIX time; ``wait(seconds)`` returns True once the watch is to stop
+    (by default the stop event's wait). The unit tests call ``poll()`` themselves with fakes.
+    Standard library only."""
+
+    def __init__(self, sites, pattern, fetch, clock=time.monotonic, wall_clock=time.time, interval_s=0.5,
+                 timeout_s=SITE_WATCH_TIMEOUT_S, wait=None):
+        self.pattern, self.fetch = pattern, fetch
+        self.clock, self.wall_clock = clock, wall_clock
+        self.interval_s, self.timeout_s = interval_s, timeout_s
+        self.stopping = threading.Event()
+        self.wait = wait or self.stopping.wait
+        self.thread = None
+        self.lock = threading.Lock()
+        self.sites = [{"site": site, "digest_before": site.get("digest"), "requests": 0, "failed": 0,
+                       "first_failure_at": None, "last_failure_at": None, "longest_outage_s": 0.0,
+                       "outage_started": None, "errors": {}} for site in sites]
+        self.ended = None
+
+    def _answer(self, site):
+        status, body = self.fetch(site_url(site), site["host"], self.timeout_s)
+        found = re.search(self.pattern, body or "") if status is not None else None
+        return {"status": status, "digest": (found.group(1) if found.groups() else found.group(0)) if found else None,
+                "error": None if status is not None else body}
+
+    def poll(self):
+        """One round: each site asked once."""
+        for entry in self.sites:
+            started, started_at = self.clock(), self.wall_clock()
+            try:
+                answer = self._answer(entry["site"])
+            except Exception as error:  # pylint: disable=broad-except
+                # Whatever the fetch raised, the site did not answer; the watch goes on.
+                answer = {"status": None, "digest": None, "error": str(error) or error.__class__.__name__}
+            failed = is_failure(answer, entry["digest_before"])
+            with self.lock:
+                entry["requests"] += 1
+                if failed:
+                    entry["failed"] += 1
+                    entry["first_failure_at"] = entry["first_failure_at"] or round(started_at, 3)
+                    entry["last_failure_at"] = round(started_at, 3)
+                    if entry["outage_started"] is None:
+                        entry["outage_started"] = started
+                    reason = ("status %s" % answer["status"] if answer["status"] is not None and
+                              not 200 <= answer["status"] < 400 else "no answer" if answer["status"] is None
+                              else "digest %s" % answer["digest"])
+                    entry["errors"][reason] = entry["errors"].get(reason, 0) + 1
+                elif entry["outage_started"] is not None:
+                    self._close(entry, started)
+
+    @staticmethod
+    def _close(entry, until):
+        entry["longest_outage_s"] = max(entry["longest_outage_s"], round(until - entry["outage_started"], 3))
+        entry["outage_started"] = None
+
+    def _loop(self):
+        while not self.stopping.is_set():
+            self.poll()
+            if self.wait(self.interval_s):
+                break
+
+    def start(self):
+        self.thread = threading.Thread(target=self._loop, name="service-update-site-watch")
+        self.thread.daemon = True
+        self.thread.start()
+        return self
+
+    def stop(self):
+        """Ends the watch (after the round under way) and closes the outages still open."""
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(self.timeout_s * max(1, len(self.sites)) + 5)
+        self.ended = self.clock()
+        with self.lock:
+            for entry in self.sites:
+                if entry["outage_started"] is not None:
+                    entry["failing_at_end"] = True
+                    self._close(entry, self.ended)
+        return self.report()
+
+    def report(self):
+        """[{account, host, address, requests, failed, longest_outage_s, first_failure_at,
+        last_failure_at, failing_at_end, failures}] (``failures``: how many of each kind)."""
+        with self.lock:
+            return [{"account": entry["site"].get("account"), "host": entry["site"]["host"],
+                     "address": entry["site"]["address"], "requests": entry["requests"], "failed": entry["failed"],
+                     "longest_outage_s": entry["longest_outage_s"], "first_failure_at": entry["first_failure_at"],
+                     "last_failure_at": entry["last_failure_at"], "failing_at_end": entry.get("failing_at_end", False),
+                     "failures": dict(entry["errors"])} for entry in self.sites]

@@ -23,7 +23,15 @@ description:
     least 1 GiB) free; packages of the new version missing from the server's APT sources, or not
     at the wanted version (C(apt-get update), then C(apt-cache madison)); a database that cannot
     be read (its per-table row counts and checksums are the I(before) of the verification)."
-  - "C(backup): a consistent dump of every database (the dumps of a move) and of the users and
+  - "C(backup): first the site watch starts (O(site_watch_interval_s)) and the service refuses
+    customers' writes while it serves their reads (MariaDB C(SET GLOBAL read_only = ON); PostgreSQL
+    C(ALTER SYSTEM SET default_transaction_read_only = on) and a reload, then a wait, at most 60 s,
+    for the transactions begun before it); the I(before) checksums are read again after that, so no
+    write falls between them, the dumps and the stop. The block is lifted at the end whatever
+    happened (RV(steps) C(allow_writes)): a restart of MariaDB lifts it by itself; PostgreSQL's new
+    cluster, and the old one after a rollback, get C(ALTER SYSTEM RESET default_transaction_read_only)
+    once started. RV(writes_refused) says when."
+  - "Then a consistent dump of every database (the dumps of a move) and of the users and
     grants (C(mariadb-dump --system=users), C(pg_dumpall --globals-only)) into a new directory
     under O(backup_dir), then C(MANIFEST.json) with each file's size and SHA-256, written last and
     read back."
@@ -40,6 +48,10 @@ description:
     (one simulated-then-real apt run that removes only the new version's own packages), the old
     version started and its databases compared with the I(before) again. The module then fails,
     and its result says what happened (RV(outcome), RV(rolled_back), RV(steps))."
+  - "O(mode=update) holds a lock on the server (O(lock_file), C(flock), with the holder's pid,
+    service, versions and start time written in it) from before it reads anything to the end. A
+    second update while it is held is refused before anything changes; a run whose process died
+    holds nothing. O(mode=check) takes no lock."
 author: hosting.migration developers (!UNKNOWN)
 extends_documentation_fragment:
   - hosting.migration.accounts.ATTRIBUTES
@@ -130,6 +142,12 @@ options:
         description: Path of the page.
         type: str
         default: /
+  target_release:
+    description:
+      - The suite of the provider's package repository (C(apt-get -t)). A repository pinned below
+        the server's own suites gives nothing unless asked; the update's installation asks for it.
+      - Omitted, apt takes the newest versions its sources offer.
+    type: str
   site_pattern:
     description:
       - A regular expression whose first group (or whole match) is what must not change in a
@@ -141,6 +159,21 @@ options:
     description: How many times a site is asked after the update before its answer counts as different.
     type: int
     default: 10
+  site_watch_interval_s:
+    description:
+      - With O(mode=update), a thread asks every site of O(sites) from the server every this many
+        seconds (each request times out after 2 s), from just before the backup to the end of the
+        run (after the rollback, if any), and measures each site's downtime (RV(site_downtime)).
+      - A failure is no answer, a status other than 2xx or 3xx, or a page whose O(site_pattern)
+        does not give the digest it gave in the checks.
+      - V(0) watches nothing.
+    type: float
+    default: 0.5
+  lock_file:
+    description:
+      - The lock file that makes updates on this server one at a time (O(mode=update) only).
+    type: path
+    default: /run/lock/hosting-service-update.lock
   fail_at:
     description:
       - B(For testing only.) Makes the update fail once the named step has done its work (the
@@ -155,7 +188,11 @@ notes:
     C(runuser) and C(psql), C(pg_dump), C(pg_dumpall) as C(postgres).
   - The new version's packages must come from the server's APT sources (the provider's package
     repository; in the lab C(lab/repo)), and so must the old versions a rollback installs again.
-  - The sites are down while the service is stopped; the lab's prober measures how long.
+  - The sites are down while the service is stopped; RV(site_downtime) measures how long, from the
+    server (the lab's prober measures it from outside).
+  - The write block stops customers' ordinary writes. PostgreSQL's is a default for new
+    transactions - a client that asks for a read-write transaction itself still writes (the
+    verification would then find the difference and roll back).
 seealso:
   - module: hosting.migration.database_test
   - module: hosting.migration.ledger
@@ -240,7 +277,8 @@ plan:
   type: dict
 steps:
   description:
-    - Every step of the update, then of the rollback (and C(drop_old_data), phase C(cleanup), with
+    - Every step of the update, then of the rollback, then phase C(cleanup) - C(allow_writes) (the
+      write block lifted, whenever the backup began) and C(drop_old_data) (with
       O(keep_old_data=false)), in order, each with C(name), C(phase) (C(update), C(rollback),
       C(cleanup)), C(outcome) (C(ok) or C(failed)), C(elapsed_s), C(started_at) (UNIX time),
       C(error), and C(commands) (C(argv) or C(action), C(rc), C(elapsed_s)).
@@ -275,6 +313,31 @@ service_window:
   returned: always
   type: dict
   sample: {stopped_at: 1795000012.5, running_at: 1795000071.9, seconds: 59.4}
+writes_refused:
+  description:
+    - When the service refused customers' writes while it served their reads - C(from) (UNIX time
+      the block was set, at the start of the backup), C(to) (the start of the stop, from where
+      RV(service_window) goes on; or the lift when the service never stopped), C(seconds),
+      C(lifted_at) (when the block was lifted at the end; None if that failed - then a warning
+      says what to run). None when writes were never refused (the checks, a refusal, or a block
+      that could not be set).
+  returned: always
+  type: dict
+  sample: {from: 1795000004.1, to: 1795000012.5, seconds: 8.4, lifted_at: 1795000090.2}
+site_downtime:
+  description:
+    - Per site of O(sites), what the site watch saw during the update (O(site_watch_interval_s)) -
+      C(account), C(host), C(address), C(requests), C(failed), C(longest_outage_s) (the longest run
+      of failures, from the start of its first failed request to the start of the next successful
+      one, or to the watch's end), C(first_failure_at) and C(last_failure_at) (UNIX times, None
+      without failures), C(failing_at_end), C(failures) (how many of each kind - C(no answer),
+      C(status N), C(digest X)). Empty when nothing was watched.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{account: alice, host: alice.example, address: 10.77.0.21, requests: 180, failed: 41, longest_outage_s: 20.3,
+            first_failure_at: 1795000012.7, last_failure_at: 1795000033.0, failing_at_end: false,
+            failures: {status 500: 39, no answer: 2}}]
 checks:
   description:
     - C(disk) (C(ok), C(message), C(needs) per filesystem, C(data_bytes)), C(packages) (the

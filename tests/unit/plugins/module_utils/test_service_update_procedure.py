@@ -71,6 +71,8 @@ class FakeServer(object):
         self.digests = {"alice.example": "aaa", "bob.example": "bbb"}
         self.digests_after_update = None
         self.now = 1000.0
+        self.open_transactions = []
+        self.read_only = False
         self.clusters = "15 main 5432 online postgres /var/lib/postgresql/15/main /var/log/postgresql/15.log\n"
 
     # --- the Host interface ----------------------------------------------------------------------
@@ -92,6 +94,14 @@ class FakeServer(object):
         return 0, self.answer(argv, text, stdin or ""), ""
 
     def answer(self, argv, text, stdin):
+        if "SET GLOBAL read_only = ON" in text or "ALTER SYSTEM SET default_transaction_read_only" in text:
+            self.read_only = True
+            return "t|2026-11-18 11:06:40.5+00\n" if self.service == "postgresql" else ""
+        if "SET GLOBAL read_only = OFF" in text or "ALTER SYSTEM RESET default_transaction_read_only" in text:
+            self.read_only = False
+            return "t\n" if self.service == "postgresql" else ""
+        if "pg_stat_activity" in text:
+            return "".join("%s\n" % item for item in (self.open_transactions.pop(0) if self.open_transactions else []))
         if argv[0] == "dpkg-query":
             return "".join("%s\t%s\tii \n" % item for item in sorted(self.server["packages"].items())) + "gone\t1\trc \n"
         if "SELECT VERSION(), @@datadir" in text:
@@ -156,6 +166,8 @@ class FakeServer(object):
     def fetch(self, url, host_header, timeout_s):
         return 200, "account: x\nphp: 8.2\ndigest: %s\n" % self.digests[host_header]
 
+    lock = staticmethod(ss.UpdateLock.acquire)
+
     # --- what the tests look at ------------------------------------------------------------------
 
     def ran(self, *words):
@@ -173,19 +185,47 @@ def fake_checksums(monkeypatch):
     monkeypatch.setattr(sp, "table_checksums", table_checksums)
 
 
+class FakeWatch(object):
+    """The site watch without its thread: a real SiteWatch asked once when it starts and once when
+    it stops, on the fake server; ``started``/``stopped`` say how many commands had run then."""
+    made = []
+
+    def __init__(self, sites, pattern, fetch, clock, wall_clock, interval_s):
+        self.server = fetch.__self__
+        self.watch = ss.SiteWatch(sites, pattern, fetch, clock=clock, wall_clock=wall_clock, interval_s=interval_s)
+        self.interval_s, self.started, self.stopped = interval_s, None, None
+        self.made.append(self)
+
+    def start(self):
+        self.started = len(self.server.calls)
+        self.watch.poll()
+
+    def stop(self):
+        self.stopped = len(self.server.calls)
+        self.watch.poll()
+        return self.watch.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_watch_threads():
+    FakeWatch.made = []
+
+
 def params(tmp_path, service="mariadb", **changes):
     values = dict(service=service, to_version="11.8" if service == "mariadb" else "17", paths=PATHS, mode="update",
                   backup_dir=str(tmp_path / "backups"), keep_old_data=True, cluster="main", update_cache=True,
                   sites=[{"account": "alice", "host": "alice.example", "address": "10.77.0.21", "port": 80, "path": "/"},
                          {"account": "bob", "host": "bob.example", "address": "fd77:7::21", "port": 80, "path": "/"}],
-                  site_pattern=r"digest: (\S+)", site_attempts=3, fail_at=None)
+                  site_pattern=r"digest: (\S+)", site_attempts=3, fail_at=None, site_watch_interval_s=0.5,
+                  lock_file=str(tmp_path / "lock" / "service-update.lock"))
     values.update(changes)
     return values
 
 
 def update(tmp_path, service="mariadb", server=None, check_mode=False, **changes):
     server = server or FakeServer(service, tmp_path)
-    return sp.run_service_update(params(tmp_path, service, **changes), host=server, check_mode=check_mode), server
+    return sp.run_service_update(params(tmp_path, service, **changes), host=server, check_mode=check_mode,
+                                 watch_factory=FakeWatch), server
 
 
 def step_names(result, phase):
@@ -230,7 +270,7 @@ def refused(tmp_path, service="mariadb", prepare=None, **changes):
     if prepare:
         prepare(server)
     with pytest.raises(ServiceUpdateRefused) as caught:
-        sp.run_service_update(params(tmp_path, service, **changes), host=server)
+        sp.run_service_update(params(tmp_path, service, **changes), host=server, watch_factory=FakeWatch)
     assert not server.ran("systemctl") and not server.ran("install") and not server.ran("apt-get", "-s")
     assert not (tmp_path / "backups").exists()
     return str(caught.value), caught.value.details
@@ -503,7 +543,8 @@ def test_a_site_that_answers_differently_rolls_the_update_back(tmp_path, fake_ch
     assert result["failed_step"] == "verify"
     assert result["error"].startswith("Sites answer differently after the update: bob.example (bob on fd77:7::21) "
                                       "answered 200 with bbb before and 200 with changed after")
-    assert server.slept == [1.0, 1.0]
+    # One second for the write block to reach PostgreSQL's sessions, then two tries a second apart.
+    assert server.slept == [1.0, 1.0, 1.0]
     assert step_names(result, "rollback") == POSTGRESQL_ROLLBACK
 
 
@@ -617,3 +658,300 @@ def test_a_dump_that_fails_changes_nothing_and_names_the_dump(tmp_path, fake_che
     assert result["outcome"] == "failed_nothing_changed"
     assert result["error"] == "The dump db-bob_app.sql failed (pg_dump exited with 2: still failing)."
     assert not server.ran("systemctl")
+
+
+# --- writes refused from the backup on -------------------------------------------------------------------
+
+def _index(server, *words):
+    return server.calls.index(server.ran(*words)[0])
+
+
+@pytest.mark.parametrize("service, block, dump", [
+    ("mariadb", "SET GLOBAL read_only = ON", "mariadb-dump"),
+    ("postgresql", "ALTER SYSTEM SET default_transaction_read_only = on", "pg_dump"),
+])
+def test_writes_are_refused_before_the_before_checksums_and_the_dumps(tmp_path, monkeypatch, service, block, dump):
+    read = []
+
+    def table_checksums(checked, engine, database):
+        server = checked.__self__
+        read.append((len(server.calls), server.read_only))
+        return json.loads(json.dumps(server.contents.get(database, {})))
+    monkeypatch.setattr(sp, "table_checksums", table_checksums)
+    server = FakeServer(service, tmp_path)
+    result, _server = update(tmp_path, service, server=server)
+    assert result["outcome"] == "updated", result["msg"]
+    blocked = _index(server, block)
+    # The checks read every database (a refusal changes nothing); the "before" is read again once
+    # writes are refused, and the dumps come after it, all before the stop.
+    before = [at for at, read_only in read if read_only]
+    assert before and all(blocked < at for at in before)
+    assert blocked < _index(server, dump) < _index(server, "systemctl", "stop")
+    backup = [step for step in result["steps"] if step["name"] == "backup"][0]
+    assert [entry["action"] for entry in backup["commands"]] == ["watch_sites", "refuse_writes", "read_before",
+                                                                 "backup"]
+    # The service serves writable at the end, and the result says when writes were refused.
+    assert not server.read_only
+    assert result["steps"][-1]["name"] == "allow_writes" and result["steps"][-1]["phase"] == "cleanup"
+    refused = result["writes_refused"]
+    assert refused["from"] == 1795000000.0 and refused["to"] == result["service_window"]["stopped_at"]
+    lift = result["steps"][-1]
+    assert refused["seconds"] == 0.0 and refused["lifted_at"] == round(lift["started_at"] + lift["elapsed_s"], 3)
+
+
+def test_a_write_between_the_checks_and_the_stop_no_longer_fails_the_verification(tmp_path, fake_checksums):
+    class Server(FakeServer):
+        def answer(self, argv, text, stdin):
+            answered = super(Server, self).answer(argv, text, stdin)
+            # A customer's write lands whenever the service still takes writes.
+            if not self.read_only and self.version == self.server["old"] and "alice_app" in self.contents:
+                items = self.contents["alice_app"]["items"]
+                items.update(rows=items["rows"] + 1, checksum=str(int(items["checksum"]) + 1))
+            return answered
+    server = Server("mariadb", tmp_path)
+    result, _server = update(tmp_path, server=server)
+    assert result["outcome"] == "updated", result["msg"]
+    assert result["comparison"]["equal"] is True
+
+
+def test_postgresql_waits_for_transactions_begun_before_the_block(tmp_path, fake_checksums):
+    server = FakeServer("postgresql", tmp_path)
+    server.open_transactions = [["4711 alice@alice_app"], ["4711 alice@alice_app"], []]
+    result, _server = update(tmp_path, "postgresql", server=server)
+    assert result["outcome"] == "updated", result["msg"]
+    query = server.ran("pg_stat_activity")[0][-1]
+    assert "xact_start < '2026-11-18 11:06:40.5+00'::timestamptz + interval '1 second'" in query
+    assert len(server.ran("pg_stat_activity")) == 3
+
+
+def test_postgresql_transactions_that_stay_open_fail_the_backup_and_lift_the_block(tmp_path, fake_checksums,
+                                                                                  monkeypatch):
+    monkeypatch.setattr(sp, "POSTGRESQL_DRAIN_S", 3)
+    server = FakeServer("postgresql", tmp_path)
+    server.open_transactions = [["4711 alice@alice_app"]] * 5
+    result, _server = update(tmp_path, "postgresql", server=server)
+    assert result["outcome"] == "failed_nothing_changed"
+    assert result["error"].startswith("1 transaction(s) begun before writes were refused are still open after 3 s "
+                                      "(4711 alice@alice_app)")
+    assert not server.ran("pg_dump") and not server.ran("systemctl")
+    assert not server.read_only and server.calls[-1] == sp.allow_writes_argv("postgresql")
+
+
+@pytest.mark.parametrize("service", ["mariadb", "postgresql"])
+def test_a_failed_backup_lifts_the_write_block(tmp_path, fake_checksums, service):
+    result, server = update(tmp_path, service, fail_at="backup")
+    assert result["outcome"] == "failed_nothing_changed"
+    assert not server.read_only
+    assert [step["name"] for step in result["steps"]] == ["checks", "backup", "allow_writes"]
+    lift = result["steps"][-1]
+    assert result["writes_refused"]["to"] == result["writes_refused"]["lifted_at"] == round(
+        lift["started_at"] + lift["elapsed_s"], 3)
+    assert result["writes_refused"]["from"] == 1795000000.0 and result["writes_refused"]["seconds"] > 0
+    assert result["service_window"] is None
+
+
+def test_a_block_that_cannot_be_set_fails_the_backup_and_is_lifted_anyway(tmp_path, fake_checksums):
+    server = FakeServer("mariadb", tmp_path, always_fail=["SET GLOBAL read_only = ON"])
+    result, _server = update(tmp_path, server=server)
+    assert result["outcome"] == "failed_nothing_changed"
+    assert result["error"] == "mariadb would not refuse writes (exited with 2: still failing)."
+    assert not server.ran("mariadb-dump")
+    assert server.calls[-1] == sp.allow_writes_argv("mariadb")
+    assert result["writes_refused"] is None
+
+
+@pytest.mark.parametrize("service", ["mariadb", "postgresql"])
+def test_after_a_rollback_the_old_version_takes_writes_again(tmp_path, fake_checksums, service):
+    result, server = update(tmp_path, service, fail_at="data_upgrade")
+    assert result["outcome"] == "rolled_back"
+    assert not server.read_only
+    if service == "postgresql":
+        # The old cluster kept the block in its postgresql.auto.conf: lifted as soon as it runs.
+        start_old = [step for step in result["steps"] if step["name"] == "start_old"][0]
+        assert start_old["commands"][-1]["argv"] == sp.allow_writes_argv("postgresql")
+    assert result["steps"][-1]["name"] == "allow_writes"
+
+
+def test_a_lift_that_fails_is_a_warning(tmp_path, fake_checksums):
+    server = FakeServer("mariadb", tmp_path, always_fail=["SET GLOBAL read_only = OFF"])
+    result, _server = update(tmp_path, server=server)
+    assert result["outcome"] == "updated" and result["ok"]
+    assert result["warnings"][0].startswith("The service may still refuse customers' writes: lifting the block "
+                                            "failed")
+    assert result["writes_refused"]["lifted_at"] is None
+
+
+def test_the_checks_refuse_no_writes(tmp_path, fake_checksums):
+    result, server = update(tmp_path, mode="check")
+    assert not server.ran("read_only") and result["writes_refused"] is None and result["site_downtime"] == []
+    assert FakeWatch.made == []
+
+
+# --- the sites watched during the update ------------------------------------------------------------------
+
+def test_the_sites_are_watched_from_before_the_backup_to_after_the_rollback(tmp_path, fake_checksums):
+    result, server = update(tmp_path, "postgresql", fail_at="start", site_watch_interval_s=0.25)
+    assert result["outcome"] == "rolled_back"
+    watch = FakeWatch.made[0]
+    assert watch.interval_s == 0.25
+    assert watch.started <= _index(server, "ALTER SYSTEM SET default_transaction_read_only")
+    assert watch.stopped >= len(server.calls) - 1 and watch.stopped > _index(server, "--allow-downgrades")
+    assert [(item["account"], item["host"], item["requests"], item["failed"]) for item in result["site_downtime"]] \
+        == [("alice", "alice.example", 2, 0), ("bob", "bob.example", 2, 0)]
+
+
+def test_no_sites_or_an_interval_of_0_watch_nothing(tmp_path, fake_checksums):
+    assert update(tmp_path, sites=[])[0]["site_downtime"] == []
+    assert update(tmp_path / "b", site_watch_interval_s=0)[0]["site_downtime"] == []
+    assert FakeWatch.made == []
+
+
+class Clock(object):
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def _watch(answers, clock, digest="aaa", pattern=r"digest: (\S+)"):
+    """A SiteWatch over one site whose fetch pops ``answers`` ((status, body) or an exception),
+    each request taking a second of the fake clock."""
+    def fetch(url, host_header, timeout_s):
+        assert url == "http://10.77.0.21/" and host_header == "alice.example" and timeout_s == 2.0
+        answer = answers.pop(0)
+        clock.now += 1.0
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    site = {"account": "alice", "host": "alice.example", "address": "10.77.0.21", "port": 80, "path": "/",
+            "status": 200, "digest": digest}
+    return ss.SiteWatch([site], pattern, fetch, clock=clock, wall_clock=lambda: clock.now + 1795000000.0,
+                        interval_s=0.5)
+
+
+def test_the_watch_measures_the_longest_run_of_failures():
+    clock = Clock()
+    ok, down = (200, "digest: aaa"), (None, "timed out")
+    answers = [ok, down, (502, "Bad Gateway"), ok, (200, "digest: other"), ok, down, down, down, ok]
+    watch = _watch(answers, clock)
+    for _ in range(10):
+        watch.poll()
+        clock.now += 0.5
+    report = watch.stop()
+    # Requests start at 100, 101.5, 103, ... (1 s each, 0.5 s between): the longest outage runs
+    # from the start of the first of three failures (109) to the start of the next success (113.5).
+    assert report == [{"account": "alice", "host": "alice.example", "address": "10.77.0.21", "requests": 10,
+                       "failed": 6, "longest_outage_s": 4.5, "first_failure_at": 1795000101.5,
+                       "last_failure_at": 1795000112.0, "failing_at_end": False,
+                       "failures": {"no answer": 4, "status 502": 1, "digest other": 1}}]
+
+
+def test_an_outage_still_open_at_the_end_counts_to_the_end():
+    clock = Clock()
+    watch = _watch([(200, "digest: aaa"), (500, "oops"), RuntimeError("connection reset")], clock)
+    for _ in range(3):
+        watch.poll()
+    clock.now += 2.0
+    report = watch.stop()[0]
+    assert report["failed"] == 2 and report["failing_at_end"] is True
+    assert report["longest_outage_s"] == 4.0
+    assert report["failures"] == {"status 500": 1, "no answer": 1}
+
+
+def test_a_page_without_a_digest_before_is_judged_by_its_status():
+    clock = Clock()
+    watch = _watch([(200, "hello"), (301, "moved"), (404, "gone")], clock, digest=None)
+    for _ in range(3):
+        watch.poll()
+    assert [(item["requests"], item["failed"]) for item in watch.stop()] == [(3, 1)]
+
+
+def test_the_watch_thread_polls_until_stopped():
+    calls = []
+    done = threading.Event()
+
+    def fetch(url, host_header, timeout_s):
+        calls.append(url)
+        if len(calls) >= 3:
+            done.set()
+        return 200, "digest: aaa"
+    site = {"account": None, "host": "a.example", "address": "10.0.0.1", "port": 80, "path": "/", "digest": "aaa"}
+    watch = ss.SiteWatch([site], r"digest: (\S+)", fetch, interval_s=0.01).start()
+    assert done.wait(5)
+    report = watch.stop()
+    assert not watch.thread.is_alive()
+    assert report[0]["requests"] == len(calls) >= 3 and report[0]["failed"] == 0
+
+
+# --- one update at a time --------------------------------------------------------------------------------
+
+def test_an_update_holds_the_lock_and_says_who_holds_it(tmp_path, fake_checksums):
+    path = str(tmp_path / "lock" / "service-update.lock")
+    seen = []
+
+    class Server(FakeServer):
+        def run(self, argv, stdout_path=None, stdin=None):
+            if argv[:2] == ["systemctl", "stop"]:
+                seen.append(json.loads(pathlib.Path(path).read_text()))
+                with pytest.raises(ss.LockHeld):
+                    ss.UpdateLock.acquire(path, {"pid": 1})
+            return super(Server, self).run(argv, stdout_path, stdin)
+    result, _server = update(tmp_path, server=Server("mariadb", tmp_path))
+    assert result["outcome"] == "updated"
+    assert seen == [{"pid": os.getpid(), "service": "mariadb", "from_version": "10.11", "to_version": "11.8",
+                     "started_at": 1795000000.0, "started": "2026-11-18T11:06:40Z"}]
+    # Released at the end: the next run takes it.
+    ss.UpdateLock.acquire(path, {"pid": 2}).release()
+
+
+def test_a_second_update_is_refused_before_anything_runs(tmp_path, fake_checksums):
+    path = str(tmp_path / "lock" / "service-update.lock")
+    held = ss.UpdateLock.acquire(path, {"pid": 4711, "service": "mariadb", "from_version": "10.11",
+                                        "to_version": "11.8", "started": "2026-11-26T05:12:00Z"})
+    try:
+        server = FakeServer("mariadb", tmp_path)
+        with pytest.raises(ServiceUpdateRefused) as caught:
+            sp.run_service_update(params(tmp_path), host=server, watch_factory=FakeWatch)
+        assert str(caught.value) == ("Another service update runs on this server since 2026-11-26T05:12:00Z (pid "
+                                     "4711, mariadb 10.11 -> 11.8); wait for it to end, then run again.")
+        assert caught.value.details["lock_file"] == path and caught.value.details["lock_holder"]["pid"] == 4711
+        assert server.calls == []
+        # The checks need no lock.
+        assert update(tmp_path, mode="check")[0]["outcome"] == "checked"
+    finally:
+        held.release()
+
+
+def test_the_lock_is_released_after_a_refusal_and_after_a_rollback(tmp_path, fake_checksums):
+    path = str(tmp_path / "lock" / "service-update.lock")
+    refused(tmp_path, to_version="10.6")
+    ss.UpdateLock.acquire(path, {"pid": 2}).release()
+    update(tmp_path / "b", fail_at="start")
+    ss.UpdateLock.acquire(str(tmp_path / "b" / "lock" / "service-update.lock"), {"pid": 3}).release()
+
+
+def test_a_lock_whose_holder_died_is_free(tmp_path):
+    path = str(tmp_path / "service-update.lock")
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child takes the lock and dies without releasing it
+        ss.UpdateLock.acquire(path, {"pid": os.getpid()})
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert json.loads(pathlib.Path(path).read_text())["pid"] == child
+    lock = ss.UpdateLock.acquire(path, {"pid": os.getpid(), "service": "postgresql"})
+    assert json.loads(pathlib.Path(path).read_text()) == {"pid": os.getpid(), "service": "postgresql"}
+    lock.release()
+
+
+def test_a_garbled_lock_file_still_refuses_with_what_it_says(tmp_path):
+    path = str(tmp_path / "service-update.lock")
+    held = ss.UpdateLock.acquire(path, {"pid": 1})
+    try:
+        with open(path, "w") as handle:
+            handle.write("not json")
+        with pytest.raises(ss.LockHeld) as caught:
+            ss.UpdateLock.acquire(path, {"pid": 2})
+        assert ss.describe_holder(caught.value.holder) == "an unknown time (the lock file says 'not json')"
+    finally:
+        held.release()

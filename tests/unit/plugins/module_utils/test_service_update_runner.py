@@ -115,10 +115,13 @@ def test_mariadb_update_runs_every_step_in_order():
     assert names(result, "update") == list(su.STEPS)
     assert names(result, "rollback") == []
     assert actions.called == ["checks", "backup", "verify"]
-    assert run.calls[0] == ["systemctl", "stop", "mariadb"]
+    # The socket unit first, or the sites' next request starts mariadbd again.
+    assert run.calls[:2] == [sr.MARIADB_SOCKET_OFF, ["systemctl", "stop", "mariadb"]]
     assert ["cp", "-a", "--reflink=auto", "/var/lib/mysql", "/var/lib/mysql.pre-update-10.11"] in run.calls
     simulated, install = [call for call in run.calls if "install" in call]
     assert simulated[:2] == ["apt-get", "-s"] and install[0] == "env"
+    # No maintainer script starts the service while the packages change: the steps start it.
+    assert install[2:6] == ["sh", "-c", sr.NO_SERVICE_STARTS, "no-service-starts"]
     assert install[-2:] == ["mariadb-server=1:11.8.9+ds-0+deb13u1", "mariadb-client=1:11.8.9+ds-0+deb13u1"]
     assert "Dpkg::Options::=--force-confold" in install
     assert ["mariadb-upgrade"] in run.calls
@@ -140,7 +143,7 @@ def test_records_have_timing_and_commands():
     assert stop["outcome"] == "ok" and stop["error"] is None
     assert stop["started_at"] == 1700000000.0
     assert stop["elapsed_s"] > 0
-    assert [command["rc"] for command in stop["commands"]] == [0, 0, 0]
+    assert [command["rc"] for command in stop["commands"]] == [0, 0, 0, 0]
     checks = result["steps"][0]
     assert checks["commands"] == [{"action": "checks", "elapsed_s": 0.5}]
     assert result["elapsed_s"] > 0
@@ -226,14 +229,21 @@ def test_postgresql_rollback_after_a_failure_in(step):
         # One apt run, simulated first: the old versions back, the new version's packages out.
         simulated, reinstall = [call for call in run.calls if "--allow-downgrades" in call]
         assert simulated[:3] == ["apt-get", "-s", "install"]
-        assert reinstall[:5] == ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y"]
-        assert simulated[3:] == reinstall[4:]
+        # Under a policy-rc.d that refuses service starts: the rollback starts the old version itself.
+        assert reinstall[:4] == ["env", "DEBIAN_FRONTEND=noninteractive", "sh", "-c"]
+        assert sr.NO_SERVICE_STARTS == reinstall[4]
+        assert reinstall[6:9] == ["apt-get", "install", "-y"]
+        assert simulated[3:] == reinstall[8:]
         assert reinstall[-5:] == ["postgresql-common=248+deb12u1", "postgresql-client-common=248+deb12u1",
                                   "postgresql-17-", "postgresql-client-17-", "postgresql-common-dev-"]
         assert not any("purge" in call for call in run.calls)
     if "restore_old_cluster" in expected:
         assert ["pg_conftool", "15", "main", "set", "port", "5432"] in run.calls
-    assert run.calls[-1] == ["pg_ctlcluster", "15", "main", "status"]
+    # The old cluster runs again, and its write block (postgresql.auto.conf) is lifted.
+    assert run.calls[-2] == ["pg_ctlcluster", "15", "main", "status"]
+    assert run.calls[-1] == sr.allow_writes_argv("postgresql")
+    assert run.calls[-1][-4:] == ["-c", "ALTER SYSTEM RESET default_transaction_read_only", "-c",
+                                  "SELECT pg_reload_conf()"]
 
 
 def test_failure_message_names_the_command_and_its_error():
@@ -263,7 +273,7 @@ def test_update_that_would_remove_the_old_cluster_is_refused():
     assert result["outcome"] == sr.ROLLED_BACK
     assert result["failed_step"] == "packages"
     assert result["error"] == "apt-get would remove postgresql-15 as well; refused, nothing was installed or removed."
-    assert not any(call[:4] == ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install"]
+    assert not any(call[:2] == ["env", "DEBIAN_FRONTEND=noninteractive"] and "install" in call
                    and "postgresql-17=17.12-0+deb13u1" in call for call in run.calls)
 
 
@@ -341,3 +351,21 @@ def test_postgresql_dump_restore_method_makes_a_new_cluster_and_restores():
     context["restore_actions"] = [restore]
     steps = sr.update_steps(plan, context)
     assert [action.argv for action in steps["data_upgrade"]][1:] == [["pg_createcluster", "17", "main"], restore.argv]
+
+
+def test_packages_change_under_a_policy_that_refuses_service_starts(tmp_path):
+    # The wrapper really refuses starts while apt-get runs, removes its policy afterwards, keeps
+    # the command's exit status, and leaves a policy-rc.d the server had alone.
+    import subprocess
+    policy = tmp_path / "policy-rc.d"
+    script = sr.NO_SERVICE_STARTS.replace("/usr/sbin/policy-rc.d", str(policy))
+    probe = '"$0" x start; echo "policy says $?"; exit 3'
+    done = subprocess.run(["sh", "-c", script, "n", "sh", "-c", probe.replace('"$0"', str(policy))],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 3
+    assert done.stdout == "policy says 101\n"
+    assert not policy.exists()
+    policy.write_text("#!/bin/sh\nexit 0\n")
+    policy.chmod(0o755)
+    subprocess.run(["sh", "-c", script, "n", "true"], check=True)
+    assert policy.read_text() == "#!/bin/sh\nexit 0\n"

@@ -72,6 +72,8 @@ def test_defaults_reach_the_procedure(capsys, procedure):
     assert params["mode"] == "update" and params["keep_old_data"] is True and params["cluster"] == "main"
     assert params["backup_dir"] == "/var/backups/hosting/service-update"
     assert params["site_pattern"] == r"digest: (\S+)" and params["fail_at"] is None
+    assert params["site_watch_interval_s"] == 0.5
+    assert params["lock_file"] == "/run/lock/hosting-service-update.lock"
     assert params["sites"] == [{"host": "alice.example", "address": "10.77.0.21", "account": None, "port": 80,
                                 "path": "/"}]
 
@@ -101,3 +103,31 @@ def test_a_refusal_fails_with_its_sentence_and_details(capsys, procedure):
     assert result["failed"] and not result["changed"]
     assert result["msg"].endswith("service_update does not downgrade.")
     assert result["current_version"] == "10.11" and result["to_version"] == "10.6"
+
+
+def test_another_update_running_fails_with_the_holder(capsys, procedure):
+    def refuse(params):
+        raise ServiceUpdateRefused(
+            "Another service update runs on this server since 2026-11-26T05:12:00Z (pid 4711, mariadb 10.11 -> 11.8); "
+            "wait for it to end, then run again.", lock_file="/run/lock/hosting-service-update.lock",
+            lock_holder={"pid": 4711, "service": "mariadb"})
+    procedure.answer = refuse
+    result = run_module(capsys, {"service": "mariadb", "to_version": "11.8", "paths": PATHS,
+                                 "site_watch_interval_s": 0.25, "lock_file": "/tmp/x.lock"})
+    assert result["failed"] and not result["changed"]
+    assert result["msg"].startswith("Another service update runs on this server since")
+    assert result["lock_holder"]["pid"] == 4711
+    params, _check_mode = procedure.calls[0]
+    assert params["site_watch_interval_s"] == 0.25 and params["lock_file"] == "/tmp/x.lock"
+
+
+def test_the_documented_options_are_the_argument_spec():
+    import yaml
+    documented = yaml.safe_load(module.DOCUMENTATION)["options"]
+    spec = module.SERVICE_UPDATE_MODULE_KWARGS["argument_spec"]
+    assert set(documented) == set(spec)
+    for name, option in spec.items():
+        for field in ("type", "default", "choices", "elements"):
+            assert documented[name].get(field) == option.get(field), (name, field)
+    returned = yaml.safe_load(module.RETURN)
+    assert {"writes_refused", "site_downtime", "service_window"} <= set(returned)
