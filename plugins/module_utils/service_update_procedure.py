@@ -11,8 +11,11 @@ changed raises ServiceUpdateRefused. The server is reached through a ``Host``
 
 From the start of the backup on, the service refuses customers' writes and serves their reads
 (``service_update_runner.refuse_writes_argv``): the "before" checksums and the dumps are taken
-after that, so no write falls between them and the stop. The block is lifted at the end whatever
-happened (and by the start of the new PostgreSQL cluster, or of the old one in the rollback).
+after that, so no write falls between them and the stop. Every start of the new version, and of
+the old one in a rollback, refuses them too (MariaDB's drop-in, the new PostgreSQL cluster's
+postgresql.conf, the old one's postgresql.auto.conf), so nothing is written into the new version
+before the verification compared it with the "before". The block is lifted at the very end,
+whatever happened (the cleanup step ``allow_writes``).
 A mode update holds the server's update lock (``service_update_server.UpdateLock``) from before
 it reads anything to the end; while the backup, the update and the rollback run, a thread asks
 every site again and again (``SiteWatch``) and measures each one's downtime.
@@ -32,8 +35,8 @@ from ansible_collections.hosting.migration.plugins.module_utils.service_update_b
     BackupError, backup_commands, build_manifest, compare_contents, describe_differences, require_intact,
     write_manifest)
 from ansible_collections.hosting.migration.plugins.module_utils.service_update_runner import (
-    NOTHING_CHANGED, ROLLBACK_FAILED, ROLLED_BACK, UPDATED, Command, UpdateRunner, allow_writes_argv,
-    default_kept_data_dir, refuse_writes_argv, run_step, update_steps)
+    NOTHING_CHANGED, ROLLBACK_FAILED, ROLLED_BACK, UPDATED, Command, UpdateRunner, allow_writes_argvs,
+    default_kept_data_dir, lift_by_hand, refuse_writes_argv, refuse_writes_on_start_argv, run_step, update_steps)
 
 # Steps a test can make fail on purpose (fail_at): each fails once its own work is done, so the
 # rollback has the most to undo.
@@ -226,13 +229,21 @@ class ServiceUpdate(object):
             self.watch.start()
 
     def refuse_writes(self, run):
-        """Customers' writes refused from here on, their reads served."""
+        """Customers' writes refused from here on, their reads served; every later start of the
+        service refuses them too, until allow_writes."""
         self.refusing_writes = True
         rc, stdout, stderr = run(refuse_writes_argv(self.service))
         if rc != 0:
             reason = (stderr.strip().splitlines() or ["no message"])[-1]
             raise ServiceUpdateError("%s would not refuse writes (exited with %d: %s)." % (self.service, rc, reason))
         self.writes_refused_from = round(self.host.wall_time(), 3)
+        on_start = refuse_writes_on_start_argv(self.service)
+        if on_start is not None:
+            rc, _stdout, stderr = run(on_start)
+            if rc != 0:
+                reason = (stderr.strip().splitlines() or ["no message"])[-1]
+                raise ServiceUpdateError("%s would not refuse writes at its next start: %s could not be written "
+                                         "(exited with %d: %s)." % (self.service, on_start[4], rc, reason))
         if self.service == "postgresql":
             self._drain(run, stdout)
 
@@ -265,11 +276,15 @@ class ServiceUpdate(object):
         self.before = self.checksums.read("once writes were refused")
         self.report["checks"]["databases"] = summarise_contents(self.before)
 
+    def _allow_writes_argvs(self):
+        return allow_writes_argvs(self.service, self.plan["to_version"], self.context["cluster"])
+
     def allow_writes(self, run):
-        """The write block lifted on the server that serves, whatever happened (idempotent)."""
+        """The write block lifted on the server that serves, and the configuration that makes every
+        start refuse writes removed, whatever happened (idempotent)."""
         started_at = round(self.host.wall_time(), 3)
-        record = run_step("allow_writes", [Command(allow_writes_argv(self.service))], run, self.host.clock,
-                          phase="cleanup")
+        record = run_step("allow_writes", [Command(argv) for argv in self._allow_writes_argvs()], run,
+                          self.host.clock, phase="cleanup")
         record["started_at"] = started_at
         return record
 
@@ -380,10 +395,9 @@ class ServiceUpdate(object):
                     lifted_at = round(record["started_at"] + record["elapsed_s"], 3)
                 else:
                     warnings.append(
-                        "The service may still refuse customers' writes: lifting the block failed (%s). Run %s on the "
-                        "server that serves." % (record["error"], "SET GLOBAL read_only = OFF" if self.service ==
-                                                 "mariadb" else "ALTER SYSTEM RESET default_transaction_read_only; "
-                                                 "SELECT pg_reload_conf()"))
+                        "The service may still refuse customers' writes, now or from its next start: lifting the block "
+                        "failed (%s). On the server: %s." % (record["error"], lift_by_hand(
+                            self.service, self.plan["to_version"], self.context["cluster"])))
         finally:
             site_downtime = self.watch.stop() if self.watch is not None else []
         if outcome["failed_step"] == "checks" and self.refusal is not None:

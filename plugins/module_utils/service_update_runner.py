@@ -34,18 +34,34 @@ APT_INSTALL = ("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-
 
 
 # Customers' writes refused, reads served, from the backup on (the "before" checksums and the
-# dumps are taken after): MariaDB's read_only (customers' users have neither SUPER nor READ_ONLY
-# ADMIN; root writes on; not persisted: a restart of mariadbd starts writable), PostgreSQL's
-# default for new transactions (ALTER SYSTEM: kept in postgresql.auto.conf of the old cluster
-# until reset). SET GLOBAL read_only waits for running writes; lock_wait_timeout bounds that wait.
+# dumps are taken after) to the cleanup step allow_writes at the very end, after the verification
+# (or the rollback's verify_old): every start of either version in between comes up refusing them,
+# so that no customer writes into a new version before it was compared with the "before" (the
+# comparison would fail, and the rollback would throw the write away with the new version).
+# MariaDB: read_only (customers' users have neither SUPER nor READ_ONLY ADMIN; root writes on:
+# the dumps, mariadb-upgrade). SET GLOBAL read_only is not persisted, so a drop-in that every start
+# of mariadbd reads (10.11 and 11.8 both read [mysqld] from /etc/mysql/mariadb.conf.d/, 99- after
+# the packages' 50-server.cnf and the infrastructure's 90-hosting.cnf) keeps it across the restarts
+# of the update and of the rollback. It is no package's conffile: apt (--force-confold) and dpkg
+# leave it alone, and it lives outside the data directory (the copy kept for the rollback holds
+# nothing of it). SET GLOBAL read_only waits for running writes; lock_wait_timeout bounds that wait.
+# PostgreSQL: the default for new transactions, ALTER SYSTEM on the old cluster (kept in its
+# postgresql.auto.conf until reset: the old cluster started again by a rollback refuses writes as
+# well), and on the new cluster, made by pg_upgradecluster --no-start, in its postgresql.conf
+# (pg_conftool) before its first start.
 MARIADB_REFUSE_WRITES = "SET SESSION lock_wait_timeout = 60; SET GLOBAL read_only = ON"
 MARIADB_ALLOW_WRITES = "SET GLOBAL read_only = OFF"
+MARIADB_READ_ONLY_DROP_IN = "/etc/mysql/mariadb.conf.d/99-hosting-service-update.cnf"
+MARIADB_READ_ONLY_CONFIG = ("# Written by hosting.migration.service_update: customers' writes are refused until the\n"
+                            "# update has been verified (or rolled back); the module removes this file then.\n"
+                            "[mysqld]\nread_only = ON\n")
 # Each -c is a transaction of its own (ALTER SYSTEM cannot run in a transaction block); the
 # session's own SET first, so that the reset runs on a cluster that refuses writes as well.
 POSTGRESQL_REFUSE_WRITES = ("ALTER SYSTEM SET default_transaction_read_only = on",
                             "SELECT pg_reload_conf(), clock_timestamp()")
 POSTGRESQL_ALLOW_WRITES = ("SET default_transaction_read_only = off",
                            "ALTER SYSTEM RESET default_transaction_read_only", "SELECT pg_reload_conf()")
+POSTGRESQL_READ_ONLY_SETTING = "default_transaction_read_only"
 
 
 def _psql(statements):
@@ -62,12 +78,64 @@ def refuse_writes_argv(service):
     return _psql(POSTGRESQL_REFUSE_WRITES)
 
 
+def refuse_writes_on_start_argv(service):
+    """The command after which every start of the service refuses customers' writes from its
+    first moment on (MariaDB: the drop-in, written whole or not at all); None where the block
+    set by refuse_writes_argv persists by itself (PostgreSQL's ALTER SYSTEM)."""
+    if service == "mariadb":
+        return ["sh", "-c", 'umask 022 && printf "%s" "$2" > "$1.tmp" && mv -f "$1.tmp" "$1"', "refuse-writes-on-start",
+                MARIADB_READ_ONLY_DROP_IN, MARIADB_READ_ONLY_CONFIG]
+    return None
+
+
+def postgresql_refuse_writes_on_start_argv(version, cluster):
+    """The new cluster's postgresql.conf says default_transaction_read_only = on (pg_conftool:
+    the cluster's own configuration, read at its first start)."""
+    return ["pg_conftool", version, cluster, "set", POSTGRESQL_READ_ONLY_SETTING, "on"]
+
+
 def allow_writes_argv(service):
-    """The command that lifts the write block on the server that serves (idempotent: on a
+    """The SQL command that lifts the write block on the server that serves (idempotent: on a
     server that never refused writes it changes nothing)."""
     if service == "mariadb":
         return list(MARIADB_ARGV) + ["-e", MARIADB_ALLOW_WRITES]
     return _psql(POSTGRESQL_ALLOW_WRITES)
+
+
+def allow_writes_argvs(service, new_version=None, cluster="main"):
+    """The commands of the cleanup step allow_writes, in order: the configuration that makes every
+    start refuse writes goes (MariaDB's drop-in; the new PostgreSQL cluster's setting in its
+    postgresql.conf, when that cluster is there: a rollback dropped it), then allow_writes_argv,
+    whose reload (PostgreSQL) reads that change too. Each succeeds when nothing was blocked."""
+    if service == "mariadb":
+        return [["rm", "-f", MARIADB_READ_ONLY_DROP_IN], allow_writes_argv(service)]
+    config = "/etc/postgresql/%s/%s/postgresql.conf" % (new_version, cluster)
+    return [["sh", "-c", "! test -f %s || pg_conftool %s %s remove %s" % (config, new_version, cluster,
+                                                                          POSTGRESQL_READ_ONLY_SETTING)],
+            allow_writes_argv(service)]
+
+
+def lift_by_hand(service, new_version=None, cluster="main"):
+    """What a person runs when the cleanup step allow_writes failed."""
+    if service == "mariadb":
+        return "rm -f %s; then, in mariadb, SET GLOBAL read_only = OFF" % MARIADB_READ_ONLY_DROP_IN
+    return ("pg_conftool %s %s remove %s (if that cluster is there); then, in psql as postgres, ALTER SYSTEM RESET "
+            "default_transaction_read_only; SELECT pg_reload_conf()" % (new_version, cluster,
+                                                                         POSTGRESQL_READ_ONLY_SETTING))
+
+
+# pg_upgradecluster runs the hook scripts of /etc/postgresql-common/pg_upgradecluster.d in their
+# finish phase only when it starts the new cluster itself; with --no-start the start step runs
+# them, as the cluster's owner, like pg_upgradecluster does. postgresql-common's own hook analyze
+# gives the new cluster its planner statistics (vacuumdb --analyze-in-stages: pg_upgrade does not
+# carry them before PostgreSQL 18); ANALYZE runs in a read-only transaction.
+UPGRADE_HOOKS_DIR = "/etc/postgresql-common/pg_upgradecluster.d"
+
+
+def upgrade_hooks_argv(old_version, cluster, new_version, phase="finish"):
+    return ["sh", "-c", "! test -d {hooks} || (cd / && runuser -u postgres -- run-parts --lsbsysinit -a {old} -a "
+            "{cluster} -a {new} -a {phase} {hooks})".format(hooks=UPGRADE_HOOKS_DIR, old=old_version,
+                                                            cluster=cluster, new=new_version, phase=phase)]
 
 
 # apt-get run under a policy-rc.d that refuses every service start (exit 101), removed again
@@ -203,7 +271,9 @@ def update_steps(plan, context):
                          Command(["rm", "-rf", context["kept_data_dir"]]),
                          Command(["cp", "-a", "--reflink=auto", context["data_dir"], context["kept_data_dir"]])]
         steps["packages"] = install
-        # mariadb-upgrade talks to a running server: the new version starts on the old data first.
+        # mariadb-upgrade talks to a running server: the new version starts on the old data first,
+        # refusing customers' writes from its first moment (the drop-in; root, and so
+        # mariadb-upgrade, writes on), as after the restart.
         steps["data_upgrade"] = [Command(MARIADB_SOCKET_OFF), Command(["systemctl", "start", "mariadb"]),
                                  Command(["mariadb-upgrade"])]
         steps["start"] = [Command(["systemctl", "restart", "mariadb"]), Command(["mariadb-admin", "--silent", "ping"])]
@@ -216,18 +286,22 @@ def update_steps(plan, context):
         config = "/etc/postgresql/%s/%s" % (new_version, cluster)
         upgrade = [Command(["sh", "-c", "! test -d %s || pg_dropcluster --stop %s %s" % (config, new_version, cluster)])]
         if method == "pg_upgradecluster":
-            upgrade.append(Command(["pg_upgradecluster", "-v", new_version, "-m", "upgrade", old, cluster]))
+            # --no-start: the new cluster does not start before its configuration refuses writes.
+            # (postgresql-common 278 copies the old cluster's postgresql.auto.conf, with the
+            # ALTER SYSTEM block, into the new data directory; the update does not rely on it.)
+            upgrade.append(Command(["pg_upgradecluster", "-v", new_version, "-m", "upgrade", "--no-start", old,
+                                    cluster]))
         else:
             upgrade.append(Command(["pg_createcluster", new_version, cluster]))
             upgrade.extend(context.get("restore_actions") or [])
+        upgrade.append(Command(postgresql_refuse_writes_on_start_argv(new_version, cluster)))
         steps["data_upgrade"] = upgrade
-        # The new cluster serves writable: pg_upgrade makes its data directory with initdb, and
-        # pg_upgradecluster copies postgresql.conf, pg_hba.conf, pg_ident.conf, start.conf and
-        # pg_ctl.conf, not the old cluster's postgresql.auto.conf with the write block. Reset
-        # anyway, in case a version of postgresql-common does.
+        # The new cluster starts refusing customers' writes (its postgresql.conf), until the
+        # cleanup step allow_writes once it was verified.
         steps["start"] = [Command(["systemctl", "start", "postgresql"]),
-                          Command(["pg_ctlcluster", new_version, cluster, "status"]),
-                          Command(allow_writes_argv("postgresql"))]
+                          Command(["pg_ctlcluster", new_version, cluster, "status"])]
+        if method == "pg_upgradecluster":
+            steps["start"].append(Command(upgrade_hooks_argv(old, cluster, new_version)))
     else:
         raise ServiceUpdateError("No update steps for service %r." % service)
     return steps
@@ -276,10 +350,10 @@ def rollback_steps(plan, context, failed_step):
                 Command(["sh", "-c", "echo auto > /etc/postgresql/%s/%s/start.conf" % (old_version, cluster)])]))
         if reached >= STEPS.index("packages"):
             steps.append(("reinstall_old", reinstall))
-        # The old cluster kept the write block (postgresql.auto.conf): lifted once it runs again.
+        # The old cluster kept the write block (postgresql.auto.conf): it refuses customers'
+        # writes until the cleanup step allow_writes, after verify_old.
         steps.append(("start_old", [Command(["systemctl", "start", "postgresql"]),
-                                    Command(["pg_ctlcluster", old_version, cluster, "status"]),
-                                    Command(allow_writes_argv("postgresql"))]))
+                                    Command(["pg_ctlcluster", old_version, cluster, "status"])]))
     if context.get("verify_old"):
         steps.append(("verify_old", [context["verify_old"]]))
     return steps

@@ -281,8 +281,8 @@ def parse_clusters(text):
 
 
 def postgresql_facts(host, paths, cluster, to_version):
-    """{current_version, server_version, data_dir, databases, port, clusters}: the oldest
-    cluster named ``cluster`` that is not of ``to_version``."""
+    """{current_version, server_version, data_dir, databases, port, clusters}: of the clusters
+    named ``cluster`` (those online, if any is), the oldest that is not of ``to_version``."""
     packages = installed_packages(host)
     try:
         clusters = parse_clusters(host.checked(["pg_lsclusters", "-h"]))
@@ -294,7 +294,11 @@ def postgresql_facts(host, paths, cluster, to_version):
         raise ServiceUpdateRefused("This server has no PostgreSQL cluster named %s (it has %s)." % (
             cluster, ", ".join("%s/%s" % (item["version"], item["cluster"]) for item in clusters) or "none"),
             clusters=clusters)
-    older = [item for item in named if item["version"] != str(to_version)] or named
+    # The cluster that serves: after an update the old one stays, stopped (kept for going back by
+    # hand), and the new one of to_version runs; a second run must see the new one.
+    online = [item for item in named if item["status"].startswith("online")]
+    serving = online or named
+    older = [item for item in serving if item["version"] != str(to_version)] or serving
     old = sorted(older, key=lambda item: [int(part) for part in re.findall(r"\d+", item["version"])])[0]
     environment = {"PGPORT": str(old["port"])} if old["port"] else {}
     host.environment.update(environment)

@@ -27,10 +27,17 @@ description:
     customers' writes while it serves their reads (MariaDB C(SET GLOBAL read_only = ON); PostgreSQL
     C(ALTER SYSTEM SET default_transaction_read_only = on) and a reload, then a wait, at most 60 s,
     for the transactions begun before it); the I(before) checksums are read again after that, so no
-    write falls between them, the dumps and the stop. The block is lifted at the end whatever
-    happened (RV(steps) C(allow_writes)): a restart of MariaDB lifts it by itself; PostgreSQL's new
-    cluster, and the old one after a rollback, get C(ALTER SYSTEM RESET default_transaction_read_only)
-    once started. RV(writes_refused) says when."
+    write falls between them, the dumps and the stop. Every later start refuses them as well, of the
+    new version from its first start and of the old one started again by a rollback, so no write
+    reaches the new version before the verification compared it with the I(before): MariaDB reads
+    the drop-in C(/etc/mysql/mariadb.conf.d/99-hosting-service-update.cnf) (C([mysqld] read_only =
+    ON)), written with the block; the new PostgreSQL cluster is made by C(pg_upgradecluster
+    --no-start) and gets C(default_transaction_read_only = on) in its C(postgresql.conf)
+    (C(pg_conftool)) before it starts, the old one keeps its C(postgresql.auto.conf). The block is
+    lifted at the very end, after C(verify) or the rollback's C(verify_old), whatever happened
+    (RV(steps) C(allow_writes): the drop-in or the new cluster's setting removed, then C(SET GLOBAL
+    read_only = OFF), or C(ALTER SYSTEM RESET default_transaction_read_only) and a reload; it
+    succeeds when nothing was blocked). RV(writes_refused) says when."
   - "Then a consistent dump of every database (the dumps of a move) and of the users and
     grants (C(mariadb-dump --system=users), C(pg_dumpall --globals-only)) into a new directory
     under O(backup_dir), then C(MANIFEST.json) with each file's size and SHA-256, written last and
@@ -38,8 +45,10 @@ description:
   - "C(stop) to C(start): the service stopped (MariaDB's data directory copied beside itself,
     C(cp -a --reflink=auto)); the new packages, pinned to the versions found, in one C(apt-get
     install) that is simulated first and refused if it would remove a package the catalogue says
-    to keep; C(mariadb-upgrade), or C(pg_upgradecluster -m upgrade) (the old cluster kept); the
-    service started."
+    to keep; C(mariadb-upgrade), or C(pg_upgradecluster -m upgrade --no-start) (the old cluster
+    kept); the service started (PostgreSQL: then the hook scripts of
+    C(/etc/postgresql-common/pg_upgradecluster.d) in their C(finish) phase, which C(--no-start)
+    skips - postgresql-common's C(analyze) gives the new cluster its planner statistics)."
   - "C(verify): the running server reports the new version, every table's row count and checksum
     equal those from before, and every site in O(sites) answers as it did before."
   - "Any failure after the backup rolls back at once: the new version stopped, MariaDB's data
@@ -185,14 +194,20 @@ notes:
   - Needs root, C(apt-get), C(dpkg-query), C(du); for MariaDB the C(mariadb) client and
     C(mariadb-dump) (or C(mysqldump)) with access over the local socket as root; for PostgreSQL
     C(pg_lsclusters), C(pg_upgradecluster), C(pg_dropcluster), C(pg_conftool) (postgresql-common),
-    C(runuser) and C(psql), C(pg_dump), C(pg_dumpall) as C(postgres).
+    C(runuser) and C(psql), C(pg_dump), C(pg_dumpall), C(run-parts) as C(postgres).
   - The new version's packages must come from the server's APT sources (the provider's package
     repository; in the lab C(lab/repo)), and so must the old versions a rollback installs again.
   - The sites are down while the service is stopped; RV(site_downtime) measures how long, from the
     server (the lab's prober measures it from outside).
-  - The write block stops customers' ordinary writes. PostgreSQL's is a default for new
-    transactions - a client that asks for a read-write transaction itself still writes (the
-    verification would then find the difference and roll back).
+  - "The write block stops customers' ordinary writes, from the backup to the end of the run
+    (the verification included): sites that write fail their writes meanwhile. PostgreSQL's is a
+    default for new transactions - a client that asks for a read-write transaction itself still
+    writes (the verification would then find the difference and roll back)."
+  - "A run killed before its end (the module's process, not the controller) leaves the block: MariaDB
+    refuses writes, across restarts too, until the drop-in
+    C(/etc/mysql/mariadb.conf.d/99-hosting-service-update.cnf) is removed and C(SET GLOBAL read_only
+    = OFF) runs; PostgreSQL until C(pg_conftool TO_VERSION CLUSTER remove default_transaction_read_only)
+    (where that cluster is) and C(ALTER SYSTEM RESET default_transaction_read_only) with a reload."
 seealso:
   - module: hosting.migration.database_test
   - module: hosting.migration.ledger
@@ -319,7 +334,8 @@ writes_refused:
       the block was set, at the start of the backup), C(to) (the start of the stop, from where
       RV(service_window) goes on; or the lift when the service never stopped), C(seconds),
       C(lifted_at) (when the block was lifted at the end; None if that failed - then a warning
-      says what to run). None when writes were never refused (the checks, a refusal, or a block
+      says what to run). From RV(service_window) C(running_at) to C(lifted_at) the service ran
+      again, refusing customers' writes as well (the verification, or the rollback's). None when writes were never refused (the checks, a refusal, or a block
       that could not be set).
   returned: always
   type: dict

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from ansible_collections.hosting.migration.plugins.module_utils import service_update_procedure as sp
+from ansible_collections.hosting.migration.plugins.module_utils import service_update_runner as sr
 from ansible_collections.hosting.migration.plugins.module_utils import service_update_server as ss
 from ansible_collections.hosting.migration.plugins.module_utils.db_checksum import ChecksumError
 from ansible_collections.hosting.migration.plugins.module_utils.manifest import file_sha256
@@ -52,7 +53,14 @@ CONTENTS = {"alice_app": {"items": {"rows": 100, "checksum": "123", "columns": "
 
 class FakeServer(object):
     """A server with one database service: commands recorded, the version changing with the apt
-    runs, the dumps written for real under tmp_path, the sites answering with a digest."""
+    runs, the dumps written for real under tmp_path, the sites answering with a digest.
+
+    The write block: ``read_only`` is what the running service does now. A start (systemctl start
+    or restart) comes up refusing writes only from its configuration: MariaDB's drop-in
+    (``drop_in``; SET GLOBAL is not persisted), the old PostgreSQL cluster's postgresql.auto.conf
+    (``auto_conf_block``, ALTER SYSTEM), the new cluster's postgresql.conf (``new_conf_block``,
+    pg_conftool; the copy of postgresql.auto.conf that postgresql-common 278 makes is left out, so
+    that the update is shown not to rely on it). ``starts``: (argv, version, refusing) of each."""
 
     def __init__(self, service, tmp_path, fail_words=None, always_fail=None, free=100 * GiB, simulation=""):
         self.service, self.tmp_path = service, tmp_path
@@ -73,6 +81,8 @@ class FakeServer(object):
         self.now = 1000.0
         self.open_transactions = []
         self.read_only = False
+        self.drop_in = self.auto_conf_block = self.new_conf_block = self.new_cluster = False
+        self.starts = []
         self.clusters = "15 main 5432 online postgres /var/lib/postgresql/15/main /var/log/postgresql/15.log\n"
 
     # --- the Host interface ----------------------------------------------------------------------
@@ -96,10 +106,34 @@ class FakeServer(object):
     def answer(self, argv, text, stdin):
         if "SET GLOBAL read_only = ON" in text or "ALTER SYSTEM SET default_transaction_read_only" in text:
             self.read_only = True
+            if self.service == "postgresql":
+                self.auto_conf_block = True
             return "t|2026-11-18 11:06:40.5+00\n" if self.service == "postgresql" else ""
         if "SET GLOBAL read_only = OFF" in text or "ALTER SYSTEM RESET default_transaction_read_only" in text:
-            self.read_only = False
+            # The reload also reads the new cluster's postgresql.conf.
+            self.read_only = self.service == "postgresql" and self.version == self.server["new"] and self.new_conf_block
+            if self.service == "postgresql" and self.version == self.server["old"]:
+                self.auto_conf_block = False
             return "t\n" if self.service == "postgresql" else ""
+        if argv[:2] == ["sh", "-c"] and sr.MARIADB_READ_ONLY_DROP_IN in argv and "printf" in text:
+            self.drop_in = True
+        if argv == ["rm", "-f", sr.MARIADB_READ_ONLY_DROP_IN]:
+            self.drop_in = False
+        if argv[0] == "pg_upgradecluster":
+            self.new_cluster = True
+        if "pg_dropcluster --stop 17 main" in text and self.new_cluster:
+            self.new_cluster = self.new_conf_block = False
+        if argv == ["pg_conftool", "17", "main", "set", "default_transaction_read_only", "on"]:
+            self.new_conf_block = True
+        if "pg_conftool 17 main remove default_transaction_read_only" in text and self.new_cluster:
+            self.new_conf_block = False
+        if argv[0] == "systemctl" and argv[1] in ("start", "restart") and argv[2] == self.service:
+            if self.service == "mariadb":
+                refusing = self.drop_in
+            else:
+                refusing = self.new_conf_block if self.version == self.server["new"] else self.auto_conf_block
+            self.read_only = refusing
+            self.starts.append((argv, self.version, refusing))
         if "pg_stat_activity" in text:
             return "".join("%s\n" % item for item in (self.open_transactions.pop(0) if self.open_transactions else []))
         if argv[0] == "dpkg-query":
@@ -372,6 +406,17 @@ def test_the_kept_copy_of_an_earlier_update_is_never_overwritten(tmp_path, fake_
     assert message.startswith("/var/lib/mysql.pre-update-10.11 is there already")
 
 
+def test_a_second_postgresql_run_sees_the_new_cluster_and_not_the_kept_old_one(tmp_path, fake_checksums):
+    # After an update the old cluster stays, stopped, on another port (kept for going back by hand).
+    server = FakeServer("postgresql", tmp_path)
+    server.version = SERVERS["postgresql"]["new"]
+    server.clusters = ("15 main 5433 down   postgres /var/lib/postgresql/15/main /var/log/postgresql/15.log\n"
+                       "17 main 5432 online postgres /var/lib/postgresql/17/main /var/log/postgresql/17.log\n")
+    result, _server = update(tmp_path, "postgresql", server=server)
+    assert result["ok"] and not result["changed"] and result["outcome"] == "already_updated", result
+    assert not server.ran("apt-get") and not server.ran("systemctl")
+
+
 def test_a_postgresql_cluster_of_the_new_version_is_refused(tmp_path, fake_checksums):
     def new_cluster(server):
         server.clusters += "17 main 5433 down postgres /var/lib/postgresql/17/main /var/log/postgresql/17.log\n"
@@ -446,7 +491,7 @@ def test_the_backup_has_a_manifest_with_each_files_size_and_sha256(tmp_path, fak
 def test_a_postgresql_update_upgrades_the_cluster_and_keeps_the_old_one(tmp_path, fake_checksums):
     result, server = update(tmp_path, "postgresql")
     assert result["outcome"] == "updated", result["msg"]
-    assert server.ran("pg_upgradecluster", "-v", "17", "-m", "upgrade", "15", "main")
+    assert server.ran("pg_upgradecluster", "-v", "17", "-m", "upgrade", "--no-start", "15", "main")
     assert server.ran("pg_dumpall", "--globals-only")
     assert [entry["name"] for entry in result["backup"]["files"]] == [
         "db-alice_app.sql", "db-bob_app.sql", "db-postgres.sql", "globals.sql"]
@@ -734,7 +779,7 @@ def test_postgresql_transactions_that_stay_open_fail_the_backup_and_lift_the_blo
     assert result["error"].startswith("1 transaction(s) begun before writes were refused are still open after 3 s "
                                       "(4711 alice@alice_app)")
     assert not server.ran("pg_dump") and not server.ran("systemctl")
-    assert not server.read_only and server.calls[-1] == sp.allow_writes_argv("postgresql")
+    assert not server.read_only and server.calls[-1] == sr.allow_writes_argv("postgresql")
 
 
 @pytest.mark.parametrize("service", ["mariadb", "postgresql"])
@@ -742,8 +787,15 @@ def test_a_failed_backup_lifts_the_write_block(tmp_path, fake_checksums, service
     result, server = update(tmp_path, service, fail_at="backup")
     assert result["outcome"] == "failed_nothing_changed"
     assert not server.read_only
+    # Nothing is left that would make the next start refuse writes.
+    assert not server.drop_in and not server.auto_conf_block and not server.new_conf_block
+    if service == "mariadb":
+        assert _index(server, "printf", sr.MARIADB_READ_ONLY_DROP_IN) < _index(server, "rm", "-f",
+                                                                              sr.MARIADB_READ_ONLY_DROP_IN)
     assert [step["name"] for step in result["steps"]] == ["checks", "backup", "allow_writes"]
     lift = result["steps"][-1]
+    assert [command["argv"] for command in lift["commands"]] == sr.allow_writes_argvs(service, "17", "main")
+    assert all(command["rc"] == 0 for command in lift["commands"])
     assert result["writes_refused"]["to"] == result["writes_refused"]["lifted_at"] == round(
         lift["started_at"] + lift["elapsed_s"], 3)
     assert result["writes_refused"]["from"] == 1795000000.0 and result["writes_refused"]["seconds"] > 0
@@ -755,30 +807,109 @@ def test_a_block_that_cannot_be_set_fails_the_backup_and_is_lifted_anyway(tmp_pa
     result, _server = update(tmp_path, server=server)
     assert result["outcome"] == "failed_nothing_changed"
     assert result["error"] == "mariadb would not refuse writes (exited with 2: still failing)."
-    assert not server.ran("mariadb-dump")
-    assert server.calls[-1] == sp.allow_writes_argv("mariadb")
+    assert not server.ran("mariadb-dump") and not server.ran("printf")
+    assert server.calls[-2:] == sr.allow_writes_argvs("mariadb")
     assert result["writes_refused"] is None
+
+
+def test_a_drop_in_that_cannot_be_written_fails_the_backup_and_the_block_is_lifted(tmp_path, fake_checksums):
+    server = FakeServer("mariadb", tmp_path, always_fail=["printf", sr.MARIADB_READ_ONLY_DROP_IN])
+    result, _server = update(tmp_path, server=server)
+    assert result["outcome"] == "failed_nothing_changed"
+    assert result["error"] == ("mariadb would not refuse writes at its next start: "
+                               "/etc/mysql/mariadb.conf.d/99-hosting-service-update.cnf could not be written (exited "
+                               "with 2: still failing).")
+    assert not server.ran("mariadb-dump") and not server.ran("systemctl")
+    assert server.calls[-2:] == sr.allow_writes_argvs("mariadb") and not server.read_only
+
+
+@pytest.mark.parametrize("service", ["mariadb", "postgresql"])
+@pytest.mark.parametrize("fail_at", [None, "stop", "packages", "data_upgrade", "start", "verify"])
+def test_every_start_until_the_end_refuses_customers_writes(tmp_path, fake_checksums, service, fail_at):
+    result, server = update(tmp_path, service, fail_at=fail_at)
+    assert result["outcome"] == ("updated" if fail_at is None else "rolled_back"), result["msg"]
+    # The new version from its first start (MariaDB: before mariadb-upgrade; PostgreSQL:
+    # pg_upgradecluster --no-start, then the setting), and the old one started again.
+    assert server.starts and all(refusing for _argv, _version, refusing in server.starts), server.starts
+    versions = [version for _argv, version, _refusing in server.starts]
+    # (MariaDB's new version starts in data_upgrade, for mariadb-upgrade; PostgreSQL's in start.)
+    if fail_at in (None, "start", "verify") or (service, fail_at) == ("mariadb", "data_upgrade"):
+        assert SERVERS[service]["new"] in versions
+    if fail_at is not None:
+        assert versions[-1] == SERVERS[service]["old"]
+    # Still refused while the verification (or verify_old) reads, lifted only by the cleanup step
+    # after it: nothing is left that would make a later start refuse writes.
+    lift = [step for step in result["steps"] if step["name"] == "allow_writes"]
+    assert [step["name"] for step in result["steps"]][-1] == "allow_writes" and lift[0]["outcome"] == "ok"
+    assert not server.read_only and not server.drop_in and not server.new_conf_block
+    if fail_at is not None:
+        # The old PostgreSQL cluster serves again: its ALTER SYSTEM block is reset.
+        assert not server.auto_conf_block
+    lift_at = server.calls.index(sr.allow_writes_argvs(service, "17", "main")[0])
+    assert lift_at > max(server.calls.index(argv) for argv, _version, _refusing in server.starts)
+    if service == "postgresql":
+        # The new cluster's setting is in place before its first start.
+        setting = ["pg_conftool", "17", "main", "set", "default_transaction_read_only", "on"]
+        if fail_at in (None, "data_upgrade", "start", "verify"):
+            assert server.calls.index(setting) < server.calls.index(["systemctl", "start", "postgresql"],
+                                                                    server.calls.index(setting))
+    else:
+        assert _index(server, "printf", sr.MARIADB_READ_ONLY_DROP_IN) < _index(server, "systemctl", "stop")
+
+
+@pytest.mark.parametrize("service", ["mariadb", "postgresql"])
+def test_a_customers_write_into_the_new_version_before_the_verification_cannot_happen(tmp_path, fake_checksums,
+                                                                                     service):
+    class Server(FakeServer):
+        def answer(self, argv, text, stdin):
+            answered = super(Server, self).answer(argv, text, stdin)
+            # A customer's write lands whenever the running service takes writes, of either version.
+            if not self.read_only and "alice_app" in self.contents:
+                items = self.contents["alice_app"]["items"]
+                items.update(rows=items["rows"] + 1, checksum=str(int(items["checksum"]) + 1))
+            return answered
+    server = Server(service, tmp_path)
+    result, _server = update(tmp_path, service, server=server)
+    assert result["outcome"] == "updated", result["msg"]
+    assert result["comparison"]["equal"] is True
+    assert [refusing for _argv, _version, refusing in server.starts] == [True] * len(server.starts)
 
 
 @pytest.mark.parametrize("service", ["mariadb", "postgresql"])
 def test_after_a_rollback_the_old_version_takes_writes_again(tmp_path, fake_checksums, service):
     result, server = update(tmp_path, service, fail_at="data_upgrade")
     assert result["outcome"] == "rolled_back"
-    assert not server.read_only
+    assert not server.read_only and not server.drop_in and not server.auto_conf_block
+    # The old version started again refuses writes through verify_old (MariaDB's drop-in, the old
+    # cluster's postgresql.auto.conf); the cleanup step lifts the block afterwards.
+    start_old = [step for step in result["steps"] if step["name"] == "start_old"][0]
+    assert sr.allow_writes_argv(service) not in [command.get("argv") for command in start_old["commands"]]
+    assert server.starts[-1][1:] == (SERVERS[service]["old"], True)
+    names = [step["name"] for step in result["steps"]]
+    assert names[-2:] == ["verify_old", "allow_writes"]
     if service == "postgresql":
-        # The old cluster kept the block in its postgresql.auto.conf: lifted as soon as it runs.
-        start_old = [step for step in result["steps"] if step["name"] == "start_old"][0]
-        assert start_old["commands"][-1]["argv"] == sp.allow_writes_argv("postgresql")
-    assert result["steps"][-1]["name"] == "allow_writes"
+        # The new cluster is gone: its configuration is left alone, the old cluster's reset.
+        assert not server.new_cluster
 
 
 def test_a_lift_that_fails_is_a_warning(tmp_path, fake_checksums):
     server = FakeServer("mariadb", tmp_path, always_fail=["SET GLOBAL read_only = OFF"])
     result, _server = update(tmp_path, server=server)
     assert result["outcome"] == "updated" and result["ok"]
-    assert result["warnings"][0].startswith("The service may still refuse customers' writes: lifting the block "
-                                            "failed")
+    assert result["warnings"][0].startswith("The service may still refuse customers' writes, now or from its next "
+                                            "start: lifting the block failed")
+    assert result["warnings"][0].endswith("On the server: rm -f /etc/mysql/mariadb.conf.d/99-hosting-service-update.cnf"
+                                          "; then, in mariadb, SET GLOBAL read_only = OFF.")
     assert result["writes_refused"]["lifted_at"] is None
+
+
+def test_a_postgresql_lift_that_fails_names_both_settings(tmp_path, fake_checksums):
+    server = FakeServer("postgresql", tmp_path, always_fail=["pg_conftool 17 main remove"])
+    result, _server = update(tmp_path, "postgresql", server=server)
+    assert result["outcome"] == "updated"
+    assert server.new_conf_block
+    assert "pg_conftool 17 main remove default_transaction_read_only (if that cluster is there); then, in psql as " \
+        "postgres, ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf()." in result["warnings"][0]
 
 
 def test_the_checks_refuse_no_writes(tmp_path, fake_checksums):

@@ -128,13 +128,51 @@ def test_mariadb_update_runs_every_step_in_order():
     assert result["message"] == "Updated mariadb 10.11 -> 11.8."
 
 
+UPGRADE = ["pg_upgradecluster", "-v", "17", "-m", "upgrade", "--no-start", "15", "main"]
+READ_ONLY_CONF = ["pg_conftool", "17", "main", "set", "default_transaction_read_only", "on"]
+
+
 def test_postgresql_update_commands():
     result, run, _actions = run_update("postgresql")
     assert result["outcome"] == sr.UPDATED
-    assert ["pg_upgradecluster", "-v", "17", "-m", "upgrade", "15", "main"] in run.calls
+    assert UPGRADE in run.calls
     drop = run.calls.index(["sh", "-c", "! test -d /etc/postgresql/17/main || pg_dropcluster --stop 17 main"])
-    assert drop < run.calls.index(["pg_upgradecluster", "-v", "17", "-m", "upgrade", "15", "main"])
+    assert drop < run.calls.index(UPGRADE)
     assert ["pg_ctlcluster", "17", "main", "status"] in run.calls
+
+
+def test_the_new_postgresql_cluster_refuses_writes_from_its_first_start():
+    result, run, _actions = run_update("postgresql")
+    assert result["outcome"] == sr.UPDATED
+    # pg_upgradecluster does not start the new cluster; its postgresql.conf refuses writes first.
+    upgrade, conf = run.calls.index(UPGRADE), run.calls.index(READ_ONLY_CONF)
+    start = run.calls.index(["systemctl", "start", "postgresql"])
+    assert upgrade < conf < start
+    data_upgrade = [step for step in result["steps"] if step["name"] == "data_upgrade"][0]
+    assert data_upgrade["commands"][-1]["argv"] == READ_ONLY_CONF
+    # The update itself never lifts the block: the cleanup step allow_writes does, after verify.
+    assert sr.allow_writes_argv("postgresql") not in run.calls
+    assert not any("remove" in call and "default_transaction_read_only" in " ".join(call) for call in run.calls)
+    # The hook scripts pg_upgradecluster skips with --no-start (postgresql-common's analyze: the
+    # planner statistics) run once the new cluster runs.
+    start_step = [step for step in result["steps"] if step["name"] == "start"][0]
+    assert [command["argv"] for command in start_step["commands"]] == [
+        ["systemctl", "start", "postgresql"], ["pg_ctlcluster", "17", "main", "status"],
+        sr.upgrade_hooks_argv("15", "main", "17")]
+    assert "run-parts --lsbsysinit -a 15 -a main -a 17 -a finish /etc/postgresql-common/pg_upgradecluster.d" \
+        in start_step["commands"][-1]["argv"][-1]
+
+
+def test_mariadb_steps_leave_the_write_block_to_the_procedure():
+    # The drop-in that makes every start refuse writes is written in the backup and removed by the
+    # cleanup step: no step of the update or of the rollback touches it, nor the kept data copy's
+    # way (the copy, the restore) any differently.
+    result, run, _actions = run_update("mariadb", failing=["verify"])
+    assert result["outcome"] == sr.ROLLED_BACK
+    assert not any(sr.MARIADB_READ_ONLY_DROP_IN in " ".join(call) for call in run.calls)
+    assert not any("read_only" in " ".join(call) for call in run.calls)
+    assert not sr.MARIADB_READ_ONLY_DROP_IN.startswith("/var/lib/mysql")
+    assert run.calls.count(["mv", "/var/lib/mysql.pre-update-10.11", "/var/lib/mysql"]) == 1
 
 
 def test_records_have_timing_and_commands():
@@ -190,6 +228,8 @@ POSTGRESQL_FAULTS = {
               ["stop_new", "drop_new_cluster", "restore_old_cluster", "reinstall_old", "start_old", "verify_old"]),
     "verify": (None, ["stop_new", "drop_new_cluster", "restore_old_cluster", "reinstall_old", "start_old",
                       "verify_old"]),
+    "hooks": (["run-parts", "finish"],
+              ["stop_new", "drop_new_cluster", "restore_old_cluster", "reinstall_old", "start_old", "verify_old"]),
 }
 
 
@@ -223,7 +263,7 @@ def test_postgresql_rollback_after_a_failure_in(step):
     injected, expected = _inject(POSTGRESQL_FAULTS, step)
     result, run, _actions = run_update("postgresql", **injected)
     assert result["outcome"] == sr.ROLLED_BACK, result
-    assert result["failed_step"] == step
+    assert result["failed_step"] == ("start" if step == "hooks" else step)
     assert names(result, "rollback") == expected
     if "reinstall_old" in expected:
         # One apt run, simulated first: the old versions back, the new version's packages out.
@@ -239,11 +279,10 @@ def test_postgresql_rollback_after_a_failure_in(step):
         assert not any("purge" in call for call in run.calls)
     if "restore_old_cluster" in expected:
         assert ["pg_conftool", "15", "main", "set", "port", "5432"] in run.calls
-    # The old cluster runs again, and its write block (postgresql.auto.conf) is lifted.
-    assert run.calls[-2] == ["pg_ctlcluster", "15", "main", "status"]
-    assert run.calls[-1] == sr.allow_writes_argv("postgresql")
-    assert run.calls[-1][-4:] == ["-c", "ALTER SYSTEM RESET default_transaction_read_only", "-c",
-                                  "SELECT pg_reload_conf()"]
+    # The old cluster runs again, and keeps refusing customers' writes (postgresql.auto.conf)
+    # through verify_old: the cleanup step allow_writes lifts the block afterwards.
+    assert run.calls[-1] == ["pg_ctlcluster", "15", "main", "status"]
+    assert sr.allow_writes_argv("postgresql") not in run.calls
 
 
 def test_failure_message_names_the_command_and_its_error():
@@ -350,7 +389,50 @@ def test_postgresql_dump_restore_method_makes_a_new_cluster_and_restores():
     context = postgresql_context(Actions())
     context["restore_actions"] = [restore]
     steps = sr.update_steps(plan, context)
-    assert [action.argv for action in steps["data_upgrade"]][1:] == [["pg_createcluster", "17", "main"], restore.argv]
+    assert [action.argv for action in steps["data_upgrade"]][1:] == [["pg_createcluster", "17", "main"], restore.argv,
+                                                                     READ_ONLY_CONF]
+    assert [action.argv[0] for action in steps["start"]] == ["systemctl", "pg_ctlcluster"]
+
+
+@pytest.mark.parametrize("service", ["mariadb", "postgresql"])
+def test_allow_writes_removes_the_configuration_then_lifts_the_block(service):
+    argvs = sr.allow_writes_argvs(service, "17", "main")
+    assert argvs[-1] == sr.allow_writes_argv(service)
+    if service == "mariadb":
+        assert argvs[0] == ["rm", "-f", "/etc/mysql/mariadb.conf.d/99-hosting-service-update.cnf"]
+        assert sr.refuse_writes_on_start_argv(service)[-2] == argvs[0][-1]
+    else:
+        # Only where the new cluster is (a rollback dropped it); the reload after it reads the change.
+        assert argvs[0] == ["sh", "-c", "! test -f /etc/postgresql/17/main/postgresql.conf || "
+                                        "pg_conftool 17 main remove default_transaction_read_only"]
+        assert sr.refuse_writes_on_start_argv(service) is None
+        assert argvs[1][-1] == "SELECT pg_reload_conf()"
+
+
+def test_the_drop_in_is_written_whole_readable_and_removed_idempotently(tmp_path):
+    import subprocess
+    path = tmp_path / "99-hosting-service-update.cnf"
+    argv = sr.refuse_writes_on_start_argv("mariadb")
+    argv[argv.index(sr.MARIADB_READ_ONLY_DROP_IN)] = str(path)
+    subprocess.run(argv, check=True)
+    subprocess.run(argv, check=True)
+    text = path.read_text()
+    assert text == sr.MARIADB_READ_ONLY_CONFIG and text.endswith("[mysqld]\nread_only = ON\n")
+    # mariadbd reads it as the mysql user.
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    assert [item.name for item in tmp_path.iterdir()] == [path.name]
+    remove = sr.allow_writes_argvs("mariadb")[0]
+    remove[-1] = str(path)
+    subprocess.run(remove, check=True)
+    subprocess.run(remove, check=True)
+    assert not path.exists()
+
+
+def test_allow_writes_skips_a_new_cluster_that_is_not_there(tmp_path):
+    import subprocess
+    argv = sr.allow_writes_argvs("postgresql", "17", "main")[0]
+    script = argv[2].replace("/etc/postgresql/17/main/postgresql.conf", str(tmp_path / "postgresql.conf"))
+    assert subprocess.run(["sh", "-c", script], check=False).returncode == 0
 
 
 def test_packages_change_under_a_policy_that_refuses_service_starts(tmp_path):
