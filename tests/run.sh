@@ -56,7 +56,7 @@ unit() {
 
 # The scenarios make test runs, in this order (each replaces the lab with a fresh one). Set
 # MOLECULE_SCENARIOS to run others, e.g. MOLECULE_SCENARIOS="cutover required".
-scenarios=(${MOLECULE_SCENARIOS:-lab move faults transit cutover required})
+scenarios=(${MOLECULE_SCENARIOS:-lab move faults transit cutover required service_update})
 
 # Each scenario's output is also kept in $logs; for a failed one, the tasks that failed are
 # repeated at the very end of the run, where a CI log's tail shows them.

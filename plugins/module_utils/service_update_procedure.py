@@ -379,8 +379,8 @@ class ServiceUpdate(object):
                     "update" % self.plan["from_version"]}
         return {"path": self.facts["data_dir"], "what": "the PostgreSQL %s cluster %s, stopped and set to manual start "
                 "(pg_upgradecluster left it); it refuses writes when started (default_transaction_read_only in its "
-                "postgresql.auto.conf, from the update's write block)" % (self.plan["from_version"],
-                                                                           self.context["cluster"])}
+                "postgresql.auto.conf, from the update's write block)"
+                % (self.plan["from_version"], self.context["cluster"])}
 
     def execute(self, check_only):
         run = self.injecting_run()

@@ -120,8 +120,8 @@ def lift_by_hand(service, new_version=None, cluster="main"):
     if service == "mariadb":
         return "rm -f %s; then, in mariadb, SET GLOBAL read_only = OFF" % MARIADB_READ_ONLY_DROP_IN
     return ("pg_conftool %s %s remove %s (if that cluster is there); then, in psql as postgres, ALTER SYSTEM RESET "
-            "default_transaction_read_only; SELECT pg_reload_conf()" % (new_version, cluster,
-                                                                         POSTGRESQL_READ_ONLY_SETTING))
+            "default_transaction_read_only; SELECT pg_reload_conf()"
+            % (new_version, cluster, POSTGRESQL_READ_ONLY_SETTING))
 
 
 # pg_upgradecluster runs the hook scripts of /etc/postgresql-common/pg_upgradecluster.d in their

@@ -190,9 +190,9 @@ def describe_holder(holder):
     holder = holder or {}
     if "pid" not in holder:
         return "an unknown time (the lock file says %r)" % holder.get("text", "")
-    return "%s (pid %s, %s %s -> %s)" % (holder.get("started") or "an unknown time", holder.get("pid"),
-                                          holder.get("service") or "?", holder.get("from_version") or "?",
-                                          holder.get("to_version") or "?")
+    return "%s (pid %s, %s %s -> %s)" % (
+        holder.get("started") or "an unknown time", holder.get("pid"), holder.get("service") or "?",
+        holder.get("from_version") or "?", holder.get("to_version") or "?")
 
 
 # --- packages and versions ---------------------------------------------------------------------
