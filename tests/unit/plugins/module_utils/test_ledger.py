@@ -7,9 +7,7 @@ user may create schemas in. Each test gets its own schema, dropped afterwards.
 """
 import os
 import threading
-import uuid
 from datetime import datetime, timedelta, timezone
-from urllib.parse import quote
 
 import pytest
 
@@ -24,7 +22,6 @@ from ansible_collections.hosting.migration.plugins.module_utils.ledger_backend i
 from ansible_collections.hosting.migration.plugins.module_utils.ledger_schema import (
     SchemaStep, check_migrations)
 
-PG_DSN = os.environ.get("HOSTING_TEST_PG_DSN")
 START = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 FORWARD = ("precopied", "frozen", "synced", "verified", "switched", "done")
 # The steps a fresh move goes through to reach each step.
@@ -50,28 +47,6 @@ class FakeClock:
 
     def advance(self, seconds):
         self.now += timedelta(seconds=seconds)
-
-
-def with_search_path(dsn, schema):
-    if "://" in dsn:
-        return "%s%soptions=%s" % (dsn, "&" if "?" in dsn else "?",
-                                   quote("-c search_path=%s" % schema, safe=""))
-    return "%s options='-c search_path=%s'" % (dsn, schema)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
-    not PG_DSN, reason="HOSTING_TEST_PG_DSN is not set: no PostgreSQL server to test against"))])
-def location(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "state" / "ledger.sqlite3")
-        return
-    import psycopg
-    schema = "ledger_test_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(PG_DSN, autocommit=True) as admin:
-        admin.execute("CREATE SCHEMA " + schema)
-    yield with_search_path(PG_DSN, schema)
-    with psycopg.connect(PG_DSN, autocommit=True) as admin:
-        admin.execute("DROP SCHEMA %s CASCADE" % schema)
 
 
 @pytest.fixture

@@ -16,9 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
-from urllib.parse import quote
 
 import pytest
 
@@ -26,6 +24,7 @@ from ansible_collections.hosting.migration.plugins.module_utils.ledger import Le
 
 PG_DSN = os.environ.get("HOSTING_TEST_PG_DSN")
 NO_PG = pytest.mark.skipif(not PG_DSN, reason="HOSTING_TEST_PG_DSN is not set: no PostgreSQL server to test against")
+
 COLLECTIONS = pathlib.Path(__file__).resolve().parents[4] / ".collections"
 START = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 RELEASE_AT = START + timedelta(days=9)
@@ -77,27 +76,6 @@ except LedgerError as error:
     outcome = {"error": type(error).__name__, "message": str(error)}
 print(json.dumps(outcome), flush=True)
 '''.replace("TERMS", json.dumps(TERMS))
-
-
-def with_search_path(dsn, schema):
-    if "://" in dsn:
-        return "%s%soptions=%s" % (dsn, "&" if "?" in dsn else "?",
-                                   quote("-c search_path=%s" % schema, safe=""))
-    return "%s options='-c search_path=%s'" % (dsn, schema)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=NO_PG)])
-def location(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "state" / "ledger.sqlite3")
-        return
-    import psycopg
-    schema = "ledger_test_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(PG_DSN, autocommit=True) as admin:
-        admin.execute("CREATE SCHEMA " + schema)
-    yield with_search_path(PG_DSN, schema)
-    with psycopg.connect(PG_DSN, autocommit=True) as admin:
-        admin.execute("DROP SCHEMA %s CASCADE" % schema)
 
 
 class Controllers:
