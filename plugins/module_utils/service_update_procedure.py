@@ -276,15 +276,13 @@ class ServiceUpdate(object):
         self.before = self.checksums.read("once writes were refused")
         self.report["checks"]["databases"] = summarise_contents(self.before)
 
-    def _allow_writes_argvs(self):
-        return allow_writes_argvs(self.service, self.plan["to_version"], self.context["cluster"])
-
     def allow_writes(self, run):
         """The write block lifted on the server that serves, and the configuration that makes every
         start refuse writes removed, whatever happened (idempotent)."""
         started_at = round(self.host.wall_time(), 3)
-        record = run_step("allow_writes", [Command(argv) for argv in self._allow_writes_argvs()], run,
-                          self.host.clock, phase="cleanup")
+        commands = [Command(argv) for argv in allow_writes_argvs(self.service, self.plan["to_version"],
+                                                                 self.context["cluster"])]
+        record = run_step("allow_writes", commands, run, self.host.clock, phase="cleanup")
         record["started_at"] = started_at
         return record
 

@@ -392,7 +392,13 @@ def site_answer(host, site, pattern, timeout_s=5):
     pattern's first group captures (the lab's pages print ``digest: ...``), None when the page
     has no match (then only the status is compared: a page that changes by itself would fail
     every update)."""
-    status, body = host.fetch(site_url(site), site["host"], timeout_s)
+    return reduced_answer(host.fetch(site_url(site), site["host"], timeout_s), pattern)
+
+
+def reduced_answer(fetched, pattern):
+    """{status, digest, error} from a fetch's (status, body); the body is the error when the site
+    did not answer (status None)."""
+    status, body = fetched
     found = re.search(pattern, body or "") if status is not None else None
     return {"status": status, "digest": (found.group(1) if found.groups() else found.group(0)) if found else None,
             "error": None if status is not None else body}
@@ -437,14 +443,18 @@ def describe_sites(compared):
 
 # --- the sites' downtime, measured while the update runs -----------------------------------------
 
-def is_failure(answer, digest_before):
-    """Whether one answer of the watch is a failure: no answer (timeout, refused), a status other
-    than 2xx/3xx, or a page whose pattern does not give the digest it gave before the update
-    (a page that had none before is judged by its status)."""
+def failure_reason(answer, digest_before):
+    """Why one answer of the watch is a failure, None when it is not: no answer (timeout,
+    refused), a status other than 2xx/3xx, or a page whose pattern does not give the digest it
+    gave before the update (a page that had none before is judged by its status)."""
     status = answer["status"]
-    if status is None or not 200 <= status < 400:
-        return True
-    return digest_before is not None and answer["digest"] != digest_before
+    if status is None:
+        return "no answer"
+    if not 200 <= status < 400:
+        return "status %s" % status
+    if digest_before is not None and answer["digest"] != digest_before:
+        return "digest %s" % answer["digest"]
+    return None
 
 
 class SiteWatch(object):
@@ -473,10 +483,7 @@ class SiteWatch(object):
         self.ended = None
 
     def _answer(self, site):
-        status, body = self.fetch(site_url(site), site["host"], self.timeout_s)
-        found = re.search(self.pattern, body or "") if status is not None else None
-        return {"status": status, "digest": (found.group(1) if found.groups() else found.group(0)) if found else None,
-                "error": None if status is not None else body}
+        return reduced_answer(self.fetch(site_url(site), site["host"], self.timeout_s), self.pattern)
 
     def poll(self):
         """One round: each site asked once."""
@@ -487,18 +494,15 @@ class SiteWatch(object):
             except Exception as error:  # pylint: disable=broad-except
                 # Whatever the fetch raised, the site did not answer; the watch goes on.
                 answer = {"status": None, "digest": None, "error": str(error) or error.__class__.__name__}
-            failed = is_failure(answer, entry["digest_before"])
+            reason = failure_reason(answer, entry["digest_before"])
             with self.lock:
                 entry["requests"] += 1
-                if failed:
+                if reason is not None:
                     entry["failed"] += 1
                     entry["first_failure_at"] = entry["first_failure_at"] or round(started_at, 3)
                     entry["last_failure_at"] = round(started_at, 3)
                     if entry["outage_started"] is None:
                         entry["outage_started"] = started
-                    reason = ("status %s" % answer["status"] if answer["status"] is not None and
-                              not 200 <= answer["status"] < 400 else "no answer" if answer["status"] is None
-                              else "digest %s" % answer["digest"])
                     entry["errors"][reason] = entry["errors"].get(reason, 0) + 1
                 elif entry["outage_started"] is not None:
                     self._close(entry, started)
