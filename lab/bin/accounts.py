@@ -3,7 +3,9 @@
 passwords the sites use, and accounts.json (what the prober and the tests expect).
 
 Everything is derived from the account's number and a per-lab secret, so re-running gives the
-same accounts; nothing here is a fixed password."""
+same accounts; nothing here is a fixed password. The accounts are numbered across the customer
+servers in the order given (--server, once per server): with three on dedicated1, dedicated2's
+first account is the fourth (dave)."""
 import argparse
 import hashlib
 import hmac
@@ -82,16 +84,31 @@ def build_account(number, secret, ipv4_addresses, ipv6_addresses):
     return spec, password, expected
 
 
+def server_argument(value):
+    """NAME:COUNT:ADDRESS,... (IPv6 addresses keep their colons: only the first two split)."""
+    try:
+        name, count, addresses = value.split(":", 2)
+        count = int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not NAME:COUNT:ADDRESS,ADDRESS,...") from None
+    if not name or not 1 <= count <= 999:
+        raise argparse.ArgumentTypeError(f"{value!r}: a server name and between 1 and 999 accounts (LAB_ACCOUNTS)")
+    addresses = [address for address in addresses.split(",") if address]
+    if not any(":" not in address for address in addresses):
+        raise argparse.ArgumentTypeError(f"{value!r}: at least one IPv4 service address")
+    return name, count, addresses
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--count", type=int, default=5)
-    parser.add_argument("--server", default="dedicated1")
-    parser.add_argument("--service-addresses", required=True, help="comma-separated")
+    parser.add_argument("--server", action="append", required=True, type=server_argument,
+                        help="NAME:COUNT:ADDRESS,ADDRESS,... a customer server, how many accounts it holds and "
+                             "its service addresses; repeat for each customer server")
     parser.add_argument("--name-server", required=True)
     parser.add_argument("--state", default=os.environ.get("HOSTING_LAB_STATE", "/var/lib/hosting-lab"))
     args = parser.parse_args()
-    if not 1 <= args.count <= 999:
-        sys.exit(f"LAB_ACCOUNTS must be between 1 and 999, not {args.count}")
+    if sum(count for _, count, _ in args.server) > 999:
+        sys.exit("the lab holds at most 999 accounts in all")
 
     state = pathlib.Path(args.state)
     secret_file = state / "accounts.secret"
@@ -99,17 +116,18 @@ def main():
         secret_file.write_bytes(secrets.token_bytes(32))
         secret_file.chmod(0o600)
     secret = secret_file.read_bytes()
-    addresses = args.service_addresses.split(",")
-    ipv4 = [a for a in addresses if ":" not in a]
-    ipv6 = [a for a in addresses if ":" in a]
-
     specs, passwords, expected = [], {}, []
-    for number in range(1, args.count + 1):
-        spec, password, account = build_account(number, secret, ipv4, ipv6)
-        account["server"] = args.server
-        specs.append(spec)
-        passwords[spec["name"]] = password
-        expected.append(account)
+    number = 0
+    for server, count, addresses in args.server:
+        ipv4 = [a for a in addresses if ":" not in a]
+        ipv6 = [a for a in addresses if ":" in a]
+        for _ in range(count):
+            number += 1
+            spec, password, account = build_account(number, secret, ipv4, ipv6)
+            account["server"] = server
+            specs.append(spec)
+            passwords[spec["name"]] = password
+            expected.append(account)
 
     out = state / "accounts"
     out.mkdir(mode=0o700, exist_ok=True)

@@ -15,6 +15,12 @@ description:
     its old TTL. 0 when there is none.
   - C(hosting.migration.reroute) waits until then before moving the addresses, so that a TTL
     lowered minutes ago (not days) is waited out too.
+  - With O(naming), the time from which no resolver can still hold an answer that named one of
+    these addresses: over every C(dns_changed) and C(dns_restored) event, the changes away from
+    them (their old addresses among O(naming)), each one's time plus its old TTL.
+    C(hosting.migration.release_transit) waits until then for the transit server's addresses
+    before it wipes the server, so that no client still sent there by a cached answer finds it
+    gone or, later, someone else's server.
 author: hosting.migration developers (!UNKNOWN)
 options:
   _input:
@@ -22,6 +28,10 @@ options:
     type: list
     elements: dict
     required: true
+  naming:
+    description: Addresses; only the answers that named one of them count (see above).
+    type: list
+    elements: str
 """
 
 EXAMPLES = r"""
@@ -42,13 +52,19 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.hosting.migration.plugins.module_utils.dns_zone import DnsInputError, event_changes, migration_dns_events
 
 
-def dns_settled_at(events):
+def dns_settled_at(events, naming=None):
     """Unix time from which no resolver can still hold an answer from before the TTLs were
-    lowered: for each change of the current migration, its time plus its old TTL (0 when none)."""
+    lowered: for each change of the current migration, its time plus its old TTL (0 when none).
+    With ``naming`` (addresses): for each change, ever, away from one of them."""
     try:
         found = migration_dns_events(events)
     except DnsInputError as error:
         raise AnsibleFilterError("dns_settled_at: %s" % error)
+    if naming is not None:
+        if not isinstance(naming, (list, tuple)):
+            raise AnsibleFilterError("dns_settled_at: naming is a list of addresses, not %s" % type(naming).__name__)
+        naming = set(str(address) for address in naming)
+        found = [event for event in events if (event or {}).get("kind") in ("dns_changed", "dns_restored")]
     settled = 0.0
     for event in found:
         try:
@@ -56,6 +72,8 @@ def dns_settled_at(events):
         except (KeyError, ValueError):
             raise AnsibleFilterError("dns_settled_at: an event without a valid time: %r" % (event,))
         for change in event_changes(event):
+            if naming is not None and not naming.intersection(str(a) for a in change.get("old_addresses") or ()):
+                continue
             settled = max(settled, moment + float(change.get("old_ttl") or 0))
     return settled
 

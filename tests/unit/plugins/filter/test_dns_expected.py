@@ -42,3 +42,23 @@ def test_settled_when_the_old_ttls_of_the_current_migration_have_passed():
     assert dns_settled_at(events[:2]) == 0.0
     with pytest.raises(AnsibleFilterError, match="valid time"):
         dns_settled_at([{"kind": "dns_changed", "details": {"changes": []}}])
+
+
+def test_answers_naming_addresses_expire_after_the_changes_away_from_them():
+    from ansible_collections.hosting.migration.plugins.filter.dns_settled_at import dns_settled_at
+    to_transit = dict(change("a.hosted.test", 5), old_ttl=5, old_addresses=["10.77.0.21"], new_addresses=["10.77.0.30"])
+    back_home = dict(change("a.hosted.test", 5), old_ttl=5, old_addresses=["10.77.0.30"], new_addresses=["10.77.0.21"])
+    restored = dict(change("a.hosted.test", 300), old_ttl=5, old_addresses=["10.77.0.21"], new_addresses=["10.77.0.21"])
+    events = [
+        {"kind": "dns_changed", "at": "2026-02-01T00:00:00Z", "details": {"changes": [to_transit]}},
+        {"kind": "dns_changed", "at": "2026-02-01T00:10:00Z", "details": {"changes": [back_home]}},
+        {"kind": "dns_restored", "at": "2026-02-01T00:20:00Z", "details": {"changes": [restored]}},
+    ]
+    feb = 1769904000.0  # 2026-02-01T00:00:00Z
+    # The switch back is the last change away from the transit server: a restore does not end it.
+    assert dns_settled_at(events, naming=["10.77.0.30", "fd77:7::30"]) == feb + 600 + 5
+    # Without naming, the restore ends the migration: nothing left to wait for.
+    assert dns_settled_at(events) == 0.0
+    assert dns_settled_at(events[:1], naming=["10.77.0.30"]) == 0.0
+    with pytest.raises(AnsibleFilterError, match="a list of addresses"):
+        dns_settled_at(events, naming="10.77.0.30")
