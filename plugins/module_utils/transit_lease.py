@@ -105,6 +105,11 @@ def final_amount(lease, released_at):
         server=lease.customer_server)["amount"]
 
 
+# While a request waits, its place is said when it changes and otherwise once a minute: an hour in
+# line reads as sixty lines in AWX's output, not one per poll.
+SAY_EVERY_S = 60
+
+
 def _waiting(ledger, server):
     for position, request in enumerate(ledger.waiting_list(), 1):
         if request.customer_server == server:
@@ -116,7 +121,9 @@ def present(ledger, request, args, say=None, sleep=time.sleep, clock=time.monoto
     """Lease, or queue and (with wait) wait in line. Returns the action's result."""
     server, matched = request["server"], request["matched"]
     before = ledger.active_lease(customer=server), _waiting(ledger, server)[0]
-    deadline = clock() + args["timeout_s"]
+    started = clock()
+    deadline = started + args["timeout_s"]
+    said = None  # (place, when) of the last line said: a line when the place changes, else once a minute
     while True:
         lease, waiting, position = ledger.lease_transit(server, matched["matching"], request["terms"],
                                                         queue=args["queue"])
@@ -130,9 +137,12 @@ def present(ledger, request, args, say=None, sleep=time.sleep, clock=time.monoto
                     "was withdrawn" if withdrawn else "is still queued at place %d (withdraw it with "
                     "state=absent)" % position),
                 request=waiting.to_dict(), position=None if withdrawn else position)
-        if say is not None:
-            say("%s waits for a transit server (%s): place %d in line" % (
-                server, ", ".join(matched["matching"]), position))
+        now = clock()
+        if say is not None and (said is None or said[0] != position or now - said[1] >= SAY_EVERY_S):
+            say("%s waits for a transit server (%s): place %d in line%s" % (
+                server, ", ".join(matched["matching"]), position,
+                ", %d s so far" % (now - started) if said is not None else ""))
+            said = (position, now)
         sleep(min(args["poll_s"], max(0.0, deadline - clock())))
     changed = (before[0] is None and lease is not None) or (before[1] is None and waiting is not None)
     return {

@@ -95,6 +95,31 @@ def test_waiting_times_out_with_the_request_still_queued(ledger):
     assert [r.customer_server for r in ledger.waiting_list()] == ["dedicated1"]
 
 
+def test_waiting_says_its_place_when_it_changes_and_otherwise_once_a_minute(ledger):
+    groups, hostvars = inventory(dedicated3={"server_profile": BIG, "server_price": PRICE})
+    groups["customer_servers"].append("dedicated3")
+    assert run(ledger, args(server="dedicated2"), groups, hostvars)["transit"] == "transit1"
+    assert run(ledger, args(server="dedicated3"), groups, hostvars)["position"] == 1
+    said, now, polls = [], [0.0], []
+
+    def sleep(seconds):
+        polls.append(seconds)
+        now[0] += seconds
+        if len(polls) == 20:  # 200 s in line: dedicated3 gives up, dedicated1 moves up a place
+            ledger.withdraw_lease_request("dedicated3")
+
+    with pytest.raises(LeaseFailed, match="within 600 s"):
+        run(ledger, args(wait=True, timeout_s=600, poll_s=10), groups, hostvars, say=said.append,
+            sleep=sleep, clock=lambda: now[0])
+    assert len(polls) == 60  # polled every 10 s ...
+    # ... but said only at the start, once a minute, and when its place changed.
+    assert said[0] == "dedicated1 waits for a transit server (transit1): place 2 in line"
+    assert said[1:4] == ["dedicated1 waits for a transit server (transit1): place 2 in line, %d s so far" % s
+                         for s in (60, 120, 180)]
+    assert "dedicated1 waits for a transit server (transit1): place 1 in line, 200 s so far" in said
+    assert 10 <= len(said) <= 12
+
+
 def test_waiting_can_withdraw_the_request_on_timeout(ledger):
     lease(ledger, server="dedicated2")
     moments = iter(range(0, 10000, 10))
