@@ -16,8 +16,8 @@ description:
   - C(hosting.migration.reroute) waits until then before moving the addresses, so that a TTL
     lowered minutes ago (not days) is waited out too.
   - With O(naming), the time from which no resolver can still hold an answer that named one of
-    these addresses: over every C(dns_changed) and C(dns_restored) event, the changes away from
-    them (their old addresses among O(naming)), each one's time plus its old TTL.
+    these addresses, taken over every C(dns_changed) and C(dns_restored) event - the changes away
+    from them (their old addresses among O(naming)), each one's time plus its old TTL.
     C(hosting.migration.release_transit) waits until then for the transit server's addresses
     before it wipes the server, so that no client still sent there by a cached answer finds it
     gone or, later, someone else's server.
