@@ -22,7 +22,11 @@ if pathlib.Path(path).exists():
 PY
 )
 
-if [ -n "$phase" ]; then
+if [ "$phase" = complete ]; then
+  echo "demo: the lab's ledger has the migration of $server complete: only its report is printed again"
+  echo "demo: (to start over: make lab-down, then make demo)"
+  "$top/.venv/bin/ansible-playbook" lab/playbooks/servers.yml
+elif [ -n "$phase" ]; then
   echo "demo: the lab's ledger has $server in phase '$phase': the migration continues from there"
   echo "demo: (to start over: make lab-down, then make demo)"
   "$top/.venv/bin/ansible-playbook" lab/playbooks/servers.yml
