@@ -56,15 +56,16 @@ def dns_settled_at(events, naming=None):
     """Unix time from which no resolver can still hold an answer from before the TTLs were
     lowered: for each change of the current migration, its time plus its old TTL (0 when none).
     With ``naming`` (addresses): for each change, ever, away from one of them."""
+    if naming is not None and not isinstance(naming, (list, tuple)):
+        raise AnsibleFilterError("dns_settled_at: naming is a list of addresses, not %s" % type(naming).__name__)
     try:
-        found = migration_dns_events(events)
+        # The current migration's changes; with naming, every change ever made (a restore does
+        # not end the answers that named those addresses).
+        found = migration_dns_events(events, since_restore=naming is None)
     except DnsInputError as error:
         raise AnsibleFilterError("dns_settled_at: %s" % error)
     if naming is not None:
-        if not isinstance(naming, (list, tuple)):
-            raise AnsibleFilterError("dns_settled_at: naming is a list of addresses, not %s" % type(naming).__name__)
         naming = set(str(address) for address in naming)
-        found = [event for event in events if (event or {}).get("kind") in ("dns_changed", "dns_restored")]
     settled = 0.0
     for event in found:
         try:

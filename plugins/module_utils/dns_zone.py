@@ -273,9 +273,10 @@ def check_left_as_recorded(changes, recorded_changes):
             zone=conflicts[0][0].zone, records=[record_label(c.name, c.rtype) for c, dummy in conflicts])
 
 
-def migration_dns_events(events):
+def migration_dns_events(events, since_restore=True):
     """The ``dns_changed`` events of a server's current migration, from the ledger's events
-    (oldest first): those since its last ``dns_restored`` (a restore ends a migration). Raises
+    (oldest first): those since its last ``dns_restored`` (a restore ends a migration). With
+    ``since_restore=False``, every ``dns_changed`` and ``dns_restored`` event. Raises
     DnsInputError when ``events`` is not a list."""
     if not isinstance(events, (list, tuple)):
         raise DnsInputError("give the ledger's events (a list), not %s" % type(events).__name__)
@@ -283,7 +284,7 @@ def migration_dns_events(events):
     for event in events:
         kind = (event or {}).get("kind")
         if kind == "dns_restored":
-            found = []
+            found = [] if since_restore else found + [event]
         elif kind == "dns_changed":
             found.append(event)
     return found
